@@ -1,0 +1,1 @@
+"""HTTP (FastAPI app factory and routers) and the ``sibiao`` command line."""

@@ -1,0 +1,1 @@
+"""The ``sibiao`` command: parses, calls one function of a lower floor, prints."""

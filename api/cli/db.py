@@ -1,0 +1,134 @@
+"""``sibiao db``: the embedded cluster and the schema."""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli.common import console, print_json, settings
+from layers.bootstrap import prepare_database
+from layers.registry import default_catalog
+from layers.status import database_status
+from schemas import migrate
+from schemas.database import check_server, cluster_for, database_url, make_engine
+
+app = typer.Typer(help="Run the embedded PostGIS and migrate the schema.", no_args_is_help=True)
+
+
+@app.command()
+def start() -> None:
+    """Start the embedded PostgreSQL+PostGIS (installing and initialising it if needed)."""
+    cfg = settings()
+    url = database_url(cfg)
+    engine = make_engine(url)
+    try:
+        postgis = check_server(engine)
+    finally:
+        engine.dispose()
+    where = "embedded cluster" if cfg.embedded else "SIBIAO_DATABASE_URL"
+    console.print(
+        f"database ready ({where}, PostGIS {postgis}): {url.render_as_string(hide_password=True)}"
+    )
+
+
+@app.command()
+def stop() -> None:
+    """Stop the embedded cluster."""
+    cfg = settings()
+    if not cfg.embedded:
+        console.print("SIBIAO_DATABASE_URL is set: that server is not ours to stop")
+        return
+    status = cluster_for(cfg).stop()
+    console.print(f"embedded cluster {status.state.value} ({status.root})")
+
+
+@app.command()
+def status(json_out: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Say whether the database runs, its schema revision and its layer tables."""
+    cfg = settings()
+    info: dict[str, object] = {"embedded": cfg.embedded}
+    running = True
+    if cfg.embedded:
+        cluster = cluster_for(cfg).status()
+        info.update(
+            state=cluster.state.value,
+            folder=str(cluster.root),
+            port=cluster.port,
+            postgresql=cluster.version,
+        )
+        running = cluster.state.value == "running"
+    if running:
+        engine = make_engine(database_url(cfg, start=False))
+        try:
+            check_server(engine)
+            with engine.connect() as conn:
+                db = database_status(conn)
+        finally:
+            engine.dispose()
+        info.update(
+            revision=db.revision,
+            head=migrate.head(),
+            postgis=db.postgis,
+            layer_tables=db.layer_tables,
+        )
+    if json_out:
+        print_json(info)
+        return
+    for key, value in info.items():
+        console.print(f"[bold]{key}[/bold]: {value}")
+
+
+@app.command()
+def url(
+    sqlalchemy: bool = typer.Option(False, "--sqlalchemy", help="the SQLAlchemy form"),
+) -> None:
+    """Print the connection URL (for psql, QGIS, ogr2ogr...)."""
+    cfg = settings()
+    parsed = database_url(cfg, start=False)
+    if not sqlalchemy:
+        parsed = parsed.set(drivername="postgresql")
+    print(parsed.render_as_string(hide_password=False))
+
+
+@app.command()
+def upgrade() -> None:
+    """Migrate to the newest schema and create/extend one table per catalog layer."""
+    cfg = settings()
+    engine = make_engine(database_url(cfg))
+    try:
+        check_server(engine)
+        report = prepare_database(engine, cfg)
+        revision = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(
+        f"schema at {revision}; {len(default_catalog(cfg.catalog_dir).vector_layers)} layer tables"
+    )
+    if report.created:
+        console.print(f"created tables: {', '.join(report.created)}")
+    if report.added_columns:
+        console.print(f"added columns: {', '.join(report.added_columns)}")
+    if report.extra_columns:
+        console.print(
+            f"[yellow]columns no longer in the catalog (kept): "
+            f"{', '.join(report.extra_columns)}[/yellow]"
+        )
+
+
+@app.command()
+def downgrade(
+    to: str = typer.Option("base", "--to", help="revision to go down to ('base' = empty)"),
+    yes: bool = typer.Option(False, "--yes", help="confirm: this drops tables and their data"),
+) -> None:
+    """Migrate down (dropping tables); needs --yes."""
+    if not yes:
+        raise typer.BadParameter("downgrading drops tables and their data: add --yes")
+    cfg = settings()
+    engine = make_engine(database_url(cfg))
+    try:
+        migrate.downgrade(
+            engine, default_catalog(cfg.catalog_dir), srid=cfg.storage_epsg, revision=to
+        )
+        revision = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    console.print(f"schema at {revision or 'base (empty)'}")

@@ -1,0 +1,95 @@
+"""One mapping from domain errors to HTTP answers; unexpected errors get an id, not a trace."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from schemas.errors import (
+    CatalogError,
+    Conflict,
+    DatabaseError,
+    DatabaseUnavailable,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SibiaoError,
+)
+
+log = logging.getLogger("sibiao.api")
+
+#: Most specific first: the first class an error is an instance of decides the status.
+STATUS: dict[type[SibiaoError], int] = {
+    NotFound: 404,
+    InvalidInput: 400,
+    Conflict: 409,
+    Forbidden: 403,
+    DatabaseUnavailable: 503,
+    DatabaseError: 500,
+    CatalogError: 500,
+    SibiaoError: 400,
+}
+
+
+def status_for(exc: SibiaoError) -> int:
+    """Return the HTTP status of a domain error."""
+    for cls, status in STATUS.items():
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
+    """Return an RFC 9457 problem document."""
+    headers = {"Retry-After": "5"} if status == 503 else None
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SibiaoError)
+    status = status_for(exc)
+    if status >= 500 and status != 503:
+        error_id = uuid.uuid4().hex[:12]
+        log.error("error %s on %s %s: %s", error_id, request.method, request.url.path, exc)
+        return problem(
+            status, "Server error", f"internal error, reference {error_id}", error_id=error_id
+        )
+    return problem(status, type(exc).__name__, exc.message)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    where = ".".join(str(p) for p in first["loc"])
+    return problem(422, "Invalid request", f"{where}: {first['msg']}", errors=errors)
+
+
+async def _http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return problem(exc.status_code, "HTTP error", str(exc.detail))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    error_id = uuid.uuid4().hex[:12]
+    log.exception("error %s on %s %s", error_id, request.method, request.url.path)
+    return problem(500, "Server error", f"internal error, reference {error_id}", error_id=error_id)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the mapping on ``app``."""
+    app.add_exception_handler(SibiaoError, _domain)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(Exception, _unexpected)

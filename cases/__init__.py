@@ -1,0 +1,1 @@
+"""The dispatch domain: intake, snapping, routing, workflow, escalation, statistics."""

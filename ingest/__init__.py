@@ -1,0 +1,1 @@
+"""Files to validated rows to COPY to an atomic swap into layer tables."""

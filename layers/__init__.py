@@ -1,0 +1,1 @@
+"""The layer catalog (data files + loader) and all SQL over layer tables."""

@@ -1,0 +1,1 @@
+"""Folium/Leaflet pages served offline by the platform."""

@@ -1,0 +1,1 @@
+"""Declarations: settings, catalog models, tables, migrations, geodesy. Imports nothing of ours."""

@@ -1,0 +1,58 @@
+"""Settings from the environment (prefix ``SIBIAO_``) or explicit arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the platform can be told; every field is ``SIBIAO_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SIBIAO_", extra="ignore", frozen=True)
+
+    database_url: str | None = Field(
+        default=None,
+        description="PostgreSQL+PostGIS URL; unset = run the embedded cluster in data_dir/pg",
+    )
+    data_dir: Path = Field(
+        default=Path(".sibiao"), description="project data folder (embedded cluster, COGs, uploads)"
+    )
+    database_name: str = Field(
+        default="sibiao",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="database created in the embedded cluster",
+    )
+    pg_port: int | None = Field(
+        default=None, ge=1024, le=65535, description="embedded cluster port; unset = a free one"
+    )
+    pg_bin: Path | None = Field(
+        default=None, description="folder with initdb/pg_ctl; unset = the newest one installed"
+    )
+    catalog_dir: Path | None = Field(
+        default=None, description="folder of layer catalog YAML files; unset = the packaged one"
+    )
+    storage_epsg: int = Field(default=4490, description="CRS of every stored geometry (CGCS2000)")
+    district_code: str = Field(
+        default="440114", pattern=r"^\d{6}$", description="the district this instance serves"
+    )
+    host: str = Field(default="127.0.0.1", description="address `sibiao serve` binds")
+    port: int = Field(default=8000, ge=1, le=65535, description="port `sibiao serve` binds")
+    log_level: str = Field(default="info", description="debug, info, warning or error")
+
+    @field_validator("database_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def pg_dir(self) -> Path:
+        """Return the folder of the embedded PostgreSQL cluster."""
+        return self.data_dir / "pg"
+
+    @property
+    def embedded(self) -> bool:
+        """Return whether the platform runs its own database cluster."""
+        return self.database_url is None
