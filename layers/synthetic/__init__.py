@@ -1,0 +1,1 @@
+"""Generate a deterministic synthetic Huadu district: divisions, grid and base layers."""
