@@ -363,7 +363,9 @@ def transform_geometry(geom: G, source: SourceCrs, target: SourceCrs) -> G:
         out[:, 0], out[:, 1] = transform_xy(coords[:, 0], coords[:, 1], source, target)
         return out
 
-    moved: G = shapely.transform(geom, move, include_z=bool(shapely.has_z(geom)))
+    has_z = np.asarray(shapely.has_z(geom))
+    include_z = bool(has_z.all()) if has_z.size else False
+    moved: G = shapely.transform(geom, move, include_z=include_z)
     return moved
 
 

@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     district_code: str = Field(
         default="440114", pattern=r"^\d{6}$", description="the district this instance serves"
     )
+    district_extent: tuple[float, float, float, float] = Field(
+        default=(113.03, 23.24, 113.47, 23.62),
+        description="lon/lat extent used to judge coordinates before the boundary is loaded",
+    )
+    extent_margin_deg: float = Field(
+        default=0.02, ge=0, description="margin around the district extent (degrees)"
+    )
+    keep_versions: int = Field(default=3, ge=1, description="earlier layer versions kept")
     host: str = Field(default="127.0.0.1", description="address `sibiao serve` binds")
     port: int = Field(default=8000, ge=1, le=65535, description="port `sibiao serve` binds")
     log_level: str = Field(default="info", description="debug, info, warning or error")

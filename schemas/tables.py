@@ -32,9 +32,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeEngine
 
-from schemas.catalog import AttributeType, Catalog, Layer
+from schemas.catalog import Attribute, AttributeType, Catalog, Layer
 
 LAYER_SCHEMA = "layers"
+HISTORY_SCHEMA = "layers_history"
+STAGING_SCHEMA = "staging"
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -103,8 +105,70 @@ load_batches = Table(
     Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True), nullable=True),
     _district(),
-    CheckConstraint("mode IN ('replace', 'append', 'upsert', 'rollback')", name="mode"),
+    Column("source_format", Text, nullable=True),
+    Column("options", JSONB, nullable=True),
+    Column("repaired_count", BigInteger, nullable=False, server_default="0"),
+    Column("expected_rows", BigInteger, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    CheckConstraint("mode IN ('replace', 'append', 'upsert', 'rollback', 'raster')", name="mode"),
+    CheckConstraint(
+        "state IN ('pending', 'queued', 'running', 'committed', 'failed')", name="state"
+    ),
     comment="Provenance of every layer load: file, checksum, who, when, counts",
+)
+
+load_rejects = Table(
+    "load_rejects",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column(
+        "batch_id", BigInteger, ForeignKey("load_batches.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("row_number", BigInteger, nullable=False),
+    Column("field", Text, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("value", Text, nullable=True),
+    Column("geom", Geometry("GEOMETRY", srid=4490, spatial_index=False), nullable=True),
+    Column("district_code", String(6), nullable=False),
+    comment="Every row a load did not take: row number, field, reason",
+)
+Index("ix_load_rejects_batch_row", load_rejects.c.batch_id, load_rejects.c.row_number)
+
+layer_versions = Table(
+    "layer_versions",
+    metadata,
+    Column("layer_code", String(48), ForeignKey("catalog_layers.code"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("batch_id", BigInteger, nullable=True),
+    Column("table_name", Text, nullable=True),
+    Column("feature_count", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("retired_at", DateTime(timezone=True), nullable=True),
+    Column("dropped", Boolean, nullable=False, server_default="false"),
+    Column("district_code", String(6), nullable=False),
+    comment="Each version of a layer: the batch that made it, where its rows are kept",
+)
+
+raster_versions = Table(
+    "raster_versions",
+    metadata,
+    Column("layer_code", String(48), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("batch_id", BigInteger, nullable=True),
+    Column("path", Text, nullable=False),
+    Column("crs", Text, nullable=False),
+    Column("footprint", Geometry("POLYGON", srid=4490, spatial_index=False), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("resolution", Double, nullable=False),
+    Column("dtype", Text, nullable=False),
+    Column("nodata", Double, nullable=True),
+    Column("statistics", JSONB, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("is_current", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("district_code", String(6), nullable=False),
+    comment="Raster layers: COG files in the data folder with footprint, CRS, statistics",
 )
 
 cases = Table(
@@ -139,6 +203,14 @@ def column_type(kind: AttributeType, max_length: int | None = None) -> TypeEngin
         AttributeType.datetime: DateTime(timezone=True),
     }
     return types[kind]
+
+
+def column_type_sql(attr: Attribute) -> str:
+    """Return the PostgreSQL type of an attribute's column, as DDL text."""
+    from sqlalchemy.dialects import postgresql
+
+    compiled = column_type(attr.type, attr.max_length).compile(dialect=postgresql.dialect())
+    return str(compiled)
 
 
 def layer_table(md: MetaData, layer: Layer, *, srid: int) -> Table:

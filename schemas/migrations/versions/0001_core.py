@@ -49,11 +49,11 @@ def upgrade() -> None:
         sa.Column("district_code", sa.String(6), nullable=False),
         sa.PrimaryKeyConstraint("code", name="pk_divisions"),
         sa.CheckConstraint("level IN ('district', 'town', 'village')",
-                           name="ck_divisions_level"),
+                           name="level"),
         sa.CheckConstraint(
             "(level = 'district' AND length(code) = 6) OR (level = 'town' AND length(code) = 9)"
             " OR (level = 'village' AND length(code) = 12)",
-            name="ck_divisions_code_length",
+            name="code_length",
         ),
         comment="Administrative divisions: district, town/subdistrict, village/community",
     )
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["layer_code"], ["catalog_layers.code"],
                                 name="fk_load_batches_layer_code_catalog_layers"),
         sa.CheckConstraint("mode IN ('replace', 'append', 'upsert', 'rollback')",
-                           name="ck_load_batches_mode"),
+                           name="mode"),
         comment="Provenance of every layer load: file, checksum, who, when, counts",
     )
     op.create_index("ix_load_batches_district_code", "load_batches", ["district_code"])

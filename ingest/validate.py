@@ -1,0 +1,434 @@
+"""Check a batch of rows against the catalog: types, required, enums, ranges, geometry.
+
+Everything is vectorised per batch. A row is either accepted (its values converted to
+the attribute types, its geometry in the storage CRS as EWKB) or rejected with its row
+number, the field and the reason. Geometries that are invalid but can be repaired
+without changing their type are repaired and reported as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from ingest.fields import FieldMapping
+from ingest.sources import SourceBatch
+from schemas.catalog import Attribute, AttributeType, GeometryType, Layer
+from schemas.geodesy import SourceCrs, parse_crs, transform_geometry
+
+_TYPE_IDS = {
+    "Point": 0,
+    "LineString": 1,
+    "Polygon": 3,
+    "MultiPoint": 4,
+    "MultiLineString": 5,
+    "MultiPolygon": 6,
+}
+_TRUE = {"true", "t", "1", "yes", "y", "是", "有", "√"}
+_FALSE = {"false", "f", "0", "no", "n", "否", "无", "×"}
+LOCAL_TZ = "Asia/Shanghai"
+
+
+@dataclass
+class Rejected:
+    """Rejected rows of a batch: row number, field (None = the row/geometry), reason, value."""
+
+    rows: list[int] = field(default_factory=list)
+    fields: list[str | None] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    values: list[str | None] = field(default_factory=list)
+    wkb: list[bytes | None] = field(default_factory=list)
+
+
+@dataclass
+class Checked:
+    """The accepted rows of a batch, typed, and the rejected ones."""
+
+    rows: np.ndarray
+    columns: dict[str, pa.Array]
+    ewkb: pa.Array
+    rejected: Rejected
+    repaired: list[int]
+
+
+class _Problems:
+    """The first problem of each row of a batch."""
+
+    def __init__(self, n: int):
+        self.bad = np.zeros(n, dtype=bool)
+        self.field = np.full(n, None, dtype=object)
+        self.reason = np.full(n, None, dtype=object)
+        self.value = np.full(n, None, dtype=object)
+
+    def add(
+        self, mask: np.ndarray, fieldname: str | None, reasons: object, values: object = None
+    ) -> None:
+        new = mask & ~self.bad
+        if not new.any():
+            return
+        self.bad |= new
+        self.field[new] = fieldname
+        self.reason[new] = reasons[new] if isinstance(reasons, np.ndarray) else reasons
+        if values is not None:
+            vals = np.asarray(values, dtype=object)
+            self.value[new] = vals[new] if vals.shape else vals
+
+
+@dataclass(frozen=True)
+class Extent:
+    """Where features may lie (storage lon/lat): a box and, once known, the grown outline."""
+
+    minx: float
+    miny: float
+    maxx: float
+    maxy: float
+    area: BaseGeometry | None = None
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return which points lie inside the box."""
+        return (x >= self.minx) & (x <= self.maxx) & (y >= self.miny) & (y <= self.maxy)
+
+    def holds(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return which points lie inside the box and the grown outline."""
+        inside = self.contains(x, y)
+        if self.area is not None and inside.any():
+            idx = np.flatnonzero(inside)
+            inside[idx] = shapely.contains_xy(self.area, x[idx], y[idx])
+        return inside
+
+
+def _text(column: pa.Array | None, n: int) -> pd.Series:
+    """Return a column as an object Series: str/number/date values, None where missing."""
+    if column is None:
+        return pd.Series(np.full(n, None, dtype=object), dtype=object)
+    values = (
+        np.asarray(column.to_pylist(), dtype=object)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+        else column.to_numpy(zero_copy_only=False)
+    )
+    values = values.astype(object)
+    missing = pd.isna(values)
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        stripped = np.char.strip(np.where(missing, "", values).astype(str))
+        missing |= stripped == ""
+        values = stripped.astype(object)
+    values[missing] = None
+    return pd.Series(values, dtype=object)
+
+
+def _strings(series: pd.Series) -> np.ndarray:
+    """Return an object array of str, None where missing (floats that are whole shown as ints)."""
+    out = np.full(len(series), None, dtype=object)
+    for i, value in enumerate(series.to_numpy(dtype=object)):
+        if value is None:
+            continue
+        if isinstance(value, float) and value.is_integer():
+            out[i] = str(int(value))
+        else:
+            out[i] = str(value)
+    return out
+
+
+def _number(series: pd.Series, integer: bool) -> tuple[np.ndarray, np.ndarray]:
+    given = series.notna().to_numpy()
+    numeric = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = given & np.isnan(numeric)
+    if integer:
+        bad |= given & ~np.isnan(numeric) & (np.floor(numeric) != numeric)
+    return numeric, bad
+
+
+def _convert(attr: Attribute, series: pd.Series) -> tuple[pa.Array, np.ndarray, str]:
+    """Return typed values, rows that failed to convert, and the reason for those."""
+    n = len(series)
+    kind = attr.type
+    if kind is AttributeType.string:
+        if series.map(lambda v: isinstance(v, str) or v is None).all():
+            text = series.to_numpy(dtype=object)
+        else:
+            text = _strings(series)
+        return pa.array(text, pa.string()), np.zeros(n, bool), ""
+    if kind in (AttributeType.integer, AttributeType.float):
+        numeric, bad = _number(series, kind is AttributeType.integer)
+        mask = np.isnan(numeric) | bad
+        values = numeric.copy()
+        values[mask] = 0
+        arr = pa.array(
+            values.astype(np.int64) if kind is AttributeType.integer else values, mask=mask
+        )
+        what = "an integer" if kind is AttributeType.integer else "a number"
+        return arr, bad, f"is not {what}"
+    if kind is AttributeType.boolean:
+        lowered = series.map(lambda v: str(v).strip().casefold() if v is not None else None)
+        truth = lowered.isin(_TRUE).to_numpy()
+        false = lowered.isin(_FALSE).to_numpy()
+        given = series.notna().to_numpy()
+        bad = given & ~truth & ~false
+        return pa.array(truth, mask=~(truth | false)), bad, "is not yes/no (true/false, 是/否)"
+    if kind is AttributeType.date:
+        parsed = _dates(series)
+        bad = series.notna().to_numpy() & parsed.isna().to_numpy()
+        arr = pa.array(parsed.dt.date.to_numpy(dtype=object), pa.date32())
+        return arr, bad, "is not a date (YYYY-MM-DD)"
+    parsed = _datetimes(series)
+    bad = series.notna().to_numpy() & parsed.isna().to_numpy()
+    return pa.array(parsed, pa.timestamp("us", tz="UTC")), bad, "is not a date and time (ISO 8601)"
+
+
+def _dates(series: pd.Series) -> pd.Series:
+    text = series.astype("string").str.replace(r"[/.年月]", "-", regex=True).str.rstrip("日")
+    out = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
+    compact = out.isna() & text.str.fullmatch(r"\d{8}").fillna(False)
+    if compact.any():
+        out[compact] = pd.to_datetime(text[compact], format="%Y%m%d", errors="coerce")
+    return out
+
+
+def _datetimes(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        values = series
+    else:
+        values = pd.to_datetime(
+            series.astype("string"), errors="coerce", format="ISO8601", utc=False
+        )
+    if getattr(values.dt, "tz", None) is None:
+        values = values.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
+    return values.dt.tz_convert("UTC")
+
+
+class Checker:
+    """Validate batches of one file against one layer."""
+
+    def __init__(
+        self,
+        layer: Layer,
+        mapping: FieldMapping,
+        source_crs: SourceCrs,
+        *,
+        storage_epsg: int,
+        extent: Extent,
+    ):
+        self.layer = layer
+        self.mapping = mapping
+        self.crs = source_crs
+        self.storage = parse_crs(storage_epsg)
+        self.srid = storage_epsg
+        self.extent = extent
+        single = layer.geometry.single
+        self.single_id = _TYPE_IDS[single.value]
+        self.multi_id = _TYPE_IDS["Multi" + single.value]
+        self.is_multi = layer.geometry.is_multi
+        self.geographic = source_crs.is_offset or bool(
+            source_crs.crs is not None and source_crs.crs.is_geographic
+        )
+
+    def check(self, batch: SourceBatch) -> Checked:
+        """Return the accepted and rejected rows of ``batch``."""
+        n = batch.rows
+        rows = np.arange(batch.first_row, batch.first_row + n)
+        problems = _Problems(n)
+        geoms = self._geometry(batch, problems)
+        columns: dict[str, pa.Array] = {}
+        for attr in self.layer.attributes:
+            source = self.mapping.source_of(attr.name)
+            column = batch.attributes.column(source).combine_chunks() if source else None
+            columns[attr.name] = self._attribute(attr, _text(column, n), problems)
+        keep = ~problems.bad
+        mask = pa.array(keep)
+        accepted = {name: col.filter(mask) for name, col in columns.items()}
+        good = shapely.set_srid(geoms[keep], self.srid)
+        ewkb = pa.array(shapely.to_wkb(good, include_srid=True), pa.binary())
+        repaired = [int(rows[i]) for i in self._repaired if keep[i]]
+        return Checked(
+            rows=rows[keep],
+            columns=accepted,
+            ewkb=ewkb,
+            rejected=self._rejected(rows, problems, geoms),
+            repaired=repaired,
+        )
+
+    def _rejected(self, rows: np.ndarray, problems: _Problems, geoms: np.ndarray) -> Rejected:
+        bad = np.flatnonzero(problems.bad)
+        out = Rejected()
+        if bad.size == 0:
+            return out
+        shown = shapely.set_srid(geoms[bad], self.srid)
+        wkb = shapely.to_wkb(shown, include_srid=True)
+        out.rows = rows[bad].tolist()
+        out.fields = problems.field[bad].tolist()
+        out.reasons = problems.reason[bad].tolist()
+        out.values = [None if v is None else str(v)[:200] for v in problems.value[bad]]
+        out.wkb = list(wkb)
+        return out
+
+    def _attribute(self, attr: Attribute, series: pd.Series, problems: _Problems) -> pa.Array:
+        values, bad, reason = _convert(attr, series)
+        raw = series.to_numpy(dtype=object)
+        problems.add(bad, attr.name, f"{attr.name} {reason}", raw)
+        missing = values.is_null().to_numpy(zero_copy_only=False) & ~bad
+        if attr.required:
+            problems.add(missing, attr.name, f"{attr.name} is required but empty")
+        if attr.enum:
+            values = self._enum(attr, values, problems, raw)
+        if attr.min is not None or attr.max is not None:
+            nums = values.to_numpy(zero_copy_only=False).astype(float)
+            low = np.zeros(len(nums), bool) if attr.min is None else nums < attr.min
+            high = np.zeros(len(nums), bool) if attr.max is None else nums > attr.max
+            problems.add(
+                low & ~missing, attr.name, f"{attr.name} is below the minimum {attr.min:g}", raw
+            )
+            problems.add(
+                high & ~missing, attr.name, f"{attr.name} is above the maximum {attr.max:g}", raw
+            )
+        if attr.type is AttributeType.string:
+            text = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
+            if attr.pattern:
+                ok = text.str.fullmatch(attr.pattern).fillna(True).to_numpy(dtype=bool)
+                problems.add(~ok, attr.name, f"{attr.name} does not match {attr.pattern}", raw)
+            if attr.max_length:
+                long = text.str.len().fillna(0).to_numpy() > attr.max_length
+                problems.add(
+                    long, attr.name, f"{attr.name} is longer than {attr.max_length} characters", raw
+                )
+        return values
+
+    def _enum(
+        self, attr: Attribute, values: pa.Array, problems: _Problems, raw: np.ndarray
+    ) -> pa.Array:
+        assert attr.enum is not None
+        lookup: dict[str, str] = {}
+        for item in attr.enum:
+            for label in (item.value, item.zh, item.en):
+                lookup[label.casefold()] = item.value
+        text = values.to_pylist()
+        mapped = [lookup.get(v.casefold()) if isinstance(v, str) else None for v in text]
+        unknown = np.array([t is not None and m is None for t, m in zip(text, mapped, strict=True)])
+        allowed = ", ".join(attr.enum_values)
+        problems.add(unknown, attr.name, f"{attr.name} is not one of: {allowed}", raw)
+        return pa.array(mapped, pa.string())
+
+    def _geometry(self, batch: SourceBatch, problems: _Problems) -> np.ndarray:
+        n = batch.rows
+        self._repaired: list[int] = []
+        if batch.wkb is not None:
+            raw = batch.wkb.to_numpy(zero_copy_only=False)
+            geoms = shapely.from_wkb(raw, on_invalid="ignore")
+            problems.add(pd.isna(raw), None, "geometry is missing")
+            problems.add(~pd.isna(raw) & pd.isna(geoms), None, "geometry cannot be decoded")
+        else:
+            x, bad_x = _number(_text(batch.lon, n), False)
+            y, bad_y = _number(_text(batch.lat, n), False)
+            problems.add(bad_x | bad_y, None, "coordinates are not numbers")
+            problems.add(np.isnan(x) | np.isnan(y), None, "coordinates are missing")
+            geoms = shapely.points(np.nan_to_num(x), np.nan_to_num(y))
+        present = ~pd.isna(geoms)
+        empty = np.zeros(n, bool)
+        empty[present] = shapely.is_empty(geoms[present])
+        problems.add(empty, None, "geometry is empty")
+        geoms = self._fit_type(geoms, problems)
+        return self._locate(geoms, problems)
+
+    def _fit_type(self, geoms: np.ndarray, problems: _Problems) -> np.ndarray:
+        ok = ~problems.bad
+        ids = np.full(len(geoms), -1)
+        ids[ok] = shapely.get_type_id(geoms[ok])
+        parts = np.zeros(len(geoms), int)
+        parts[ok] = shapely.get_num_geometries(geoms[ok])
+        want = self.layer.geometry.value
+        types = np.array(
+            [
+                "Point",
+                "LineString",
+                "LinearRing",
+                "Polygon",
+                "MultiPoint",
+                "MultiLineString",
+                "MultiPolygon",
+                "GeometryCollection",
+            ]
+        )
+        fits = (ids == self.single_id) | (ids == self.multi_id)
+        if not self.is_multi:
+            fits &= ~((ids == self.multi_id) & (parts != 1))
+        names = np.where(ids >= 0, types[np.clip(ids, 0, 7)], "")
+        problems.add(
+            ok & ~fits,
+            None,
+            np.char.add(
+                np.char.add("geometry is a ", names), f" where {self.layer.code} takes {want}"
+            ),
+        )
+        out = geoms.copy()
+        if self.is_multi:
+            promote = np.flatnonzero(~problems.bad & (ids == self.single_id))
+            if promote.size:
+                maker = {
+                    0: shapely.multipoints,
+                    1: shapely.multilinestrings,
+                    3: shapely.multipolygons,
+                }[self.single_id]
+                out[promote] = maker(geoms[promote], indices=np.arange(promote.size))
+        else:
+            demote = np.flatnonzero(~problems.bad & (ids == self.multi_id))
+            if demote.size:
+                out[demote] = shapely.get_geometry(geoms[demote], 0)
+        return out
+
+    def _locate(self, geoms: np.ndarray, problems: _Problems) -> np.ndarray:
+        ok = np.flatnonzero(~problems.bad)
+        out = geoms.copy()
+        if ok.size == 0:
+            return out
+        if self.geographic and not self.crs.is_offset:
+            x, y = (
+                shapely.get_x(shapely.centroid(geoms[ok])),
+                shapely.get_y(shapely.centroid(geoms[ok])),
+            )
+            swapped = ~self.extent.contains(x, y) & self.extent.contains(y, x)
+            mask = np.zeros(len(geoms), bool)
+            mask[ok[swapped]] = True
+            problems.add(mask, None, "latitude and longitude are swapped")
+            ok = np.flatnonzero(~problems.bad)
+        moved = transform_geometry(geoms[ok], self.crs, self.storage)
+        out[ok] = moved
+        c = shapely.centroid(moved)
+        inside = self.extent.holds(shapely.get_x(c), shapely.get_y(c))
+        mask = np.zeros(len(geoms), bool)
+        mask[ok[~inside]] = True
+        problems.add(mask, None, "geometry lies outside the district")
+        ok = np.flatnonzero(~problems.bad)
+        valid = shapely.is_valid(out[ok])
+        for i in ok[~valid]:
+            fixed = shapely.make_valid(out[i])
+            target = self.layer.geometry
+            fits = fixed.geom_type in (target.value, target.single.value) and not fixed.is_empty
+            if fits and fixed.geom_type != target.value and target.is_multi:
+                fixed = {
+                    "Point": shapely.MultiPoint,
+                    "LineString": shapely.MultiLineString,
+                    "Polygon": shapely.MultiPolygon,
+                }[fixed.geom_type]([fixed])
+            if fits:
+                out[i] = fixed
+                self._repaired.append(int(i))
+            else:
+                reason = shapely.is_valid_reason(out[i])
+                single = np.zeros(len(geoms), bool)
+                single[i] = True
+                problems.add(
+                    single,
+                    None,
+                    f"geometry is invalid ({reason}) and repairing it "
+                    f"would turn it into a {fixed.geom_type}",
+                )
+        return out
+
+
+def geometry_family(kind: GeometryType) -> str:
+    """Return 'Point', 'LineString' or 'Polygon' for a catalog geometry type."""
+    return kind.single.value
