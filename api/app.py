@@ -9,7 +9,9 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.routers import catalog as catalog_routes
-from api.routers import system
+from api.routers import loads, system
+from ingest.batches import reap_stale
+from ingest.jobs import LoadJobs
 from layers.registry import default_catalog
 from schemas.catalog import Catalog
 from schemas.database import check_server, database_url, make_engine
@@ -25,10 +27,13 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(database_url(settings))
         check_server(engine)
+        reap_stale(engine)
         app.state.engine = engine
+        app.state.jobs = LoadJobs(engine, settings, catalog)
         try:
             yield
         finally:
+            app.state.jobs.shutdown()
             engine.dispose()
 
     app = FastAPI(
@@ -43,4 +48,5 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(catalog_routes.router)
+    app.include_router(loads.router)
     return app

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     extent_margin_deg: float = Field(
         default=0.02, ge=0, description="margin around the district extent (degrees)"
     )
+    max_upload_bytes: int = Field(
+        default=2 * 2**30, ge=2**20, description="largest file an analyst may upload"
+    )
     keep_versions: int = Field(default=3, ge=1, description="earlier layer versions kept")
     host: str = Field(default="127.0.0.1", description="address `sibiao serve` binds")
     port: int = Field(default=8000, ge=1, le=65535, description="port `sibiao serve` binds")

@@ -6,8 +6,10 @@ import typer
 from rich.table import Table
 
 from api.cli.common import console, print_json, settings
+from ingest.versions import layer_history, rollback_layer
 from layers.catalog_view import layer_declaration, layer_summaries
 from layers.registry import default_catalog
+from schemas.database import database_url, make_engine
 
 app = typer.Typer(help="The 104 base layers of the catalog.", no_args_is_help=True)
 
@@ -68,3 +70,65 @@ def show(
         console.print(table)
     if decl.get("raster"):
         console.print(f"  raster: {decl['raster']}")
+
+
+@app.command()
+def history(
+    code: str = typer.Argument(..., help="layer code"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """Show a layer's versions: which load made each, counts, and which are kept."""
+    cfg = settings()
+    engine = make_engine(database_url(cfg))
+    try:
+        with engine.connect() as conn:
+            rows = layer_history(conn, default_catalog(cfg.catalog_dir), code)
+    finally:
+        engine.dispose()
+    if json_out:
+        print_json(rows)
+        return
+    table = Table(
+        "version",
+        "features",
+        "made",
+        "by load",
+        "file",
+        "mode",
+        "rejected",
+        "state",
+        title=f"{code}: {len(rows)} versions",
+    )
+    for row in rows:
+        state = "current" if row["current"] else ("dropped" if row["dropped"] else "kept")
+        table.add_row(
+            str(row["version"]),
+            f"{row['feature_count']:,}",
+            str(row["created_at"])[:19],
+            str(row["batch_id"] or ""),
+            row["file_name"] or "",
+            row["mode"] or "",
+            str(row["rejected_count"] or ""),
+            state,
+        )
+    console.print(table)
+
+
+@app.command()
+def rollback(
+    code: str = typer.Argument(..., help="layer code"),
+    to: int = typer.Option(..., "--to", help="version to restore (see `sibiao layers history`)"),
+) -> None:
+    """Restore an earlier version of a layer (it becomes the newest version)."""
+    cfg = settings()
+    engine = make_engine(database_url(cfg))
+    try:
+        published = rollback_layer(
+            engine, cfg, default_catalog(cfg.catalog_dir), code, to, user="cli"
+        )
+    finally:
+        engine.dispose()
+    console.print(
+        f"{code}: version {to} restored as version {published.version} "
+        f"({published.features:,} features)"
+    )

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from api.cli import db, layers, serve
+from api.cli import db, ingest, layers, serve
 from api.cli.common import err_console
 from schemas.errors import SibiaoError
 
@@ -21,6 +21,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(layers.app, name="layers")
 app.command("serve")(serve.serve)
+app.command("ingest")(ingest.ingest)
+app.command("load")(ingest.load)
+app.command("rejects")(ingest.rejects)
 
 
 @app.callback()

@@ -1,0 +1,108 @@
+"""Layer loads over HTTP: upload a file, watch its progress, read its rejected rows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from api.deps import CatalogDep, ConnectionDep, EngineDep, SettingsDep
+from ingest.fields import parse_overrides
+from ingest.jobs import LoadJobs, batch_status
+from ingest.rejects import report_csv
+from ingest.versions import layer_history, rollback_layer
+
+router = APIRouter(tags=["loads"])
+LayerCode = Annotated[str, Path(description="layer code", max_length=64)]
+
+
+def _jobs(request: Request) -> LoadJobs:
+    jobs: LoadJobs = request.app.state.jobs
+    return jobs
+
+
+def _links(request: Request, batch_id: int) -> list[dict[str, str]]:
+    base = str(request.base_url).rstrip("/")
+    return [
+        {"rel": "self", "href": f"{base}/loads/{batch_id}", "type": "application/json"},
+        {"rel": "rejects", "href": f"{base}/loads/{batch_id}/rejects.csv", "type": "text/csv"},
+    ]
+
+
+@router.post("/layers/{code}/loads", status_code=202, summary="Upload a file into a layer")
+def upload(
+    request: Request,
+    code: LayerCode,
+    file: Annotated[
+        UploadFile, File(description="GPKG, zipped Shapefile, GeoJSON, CSV, KML, GeoTIFF")
+    ],
+    mode: Annotated[str, Form(description="replace, append or upsert")] = "replace",
+    source_crs: Annotated[str | None, Form(description="EPSG code, gcj02 or bd09")] = None,
+    field_map: Annotated[
+        list[str] | None, Form(alias="map", description="SOURCE=attribute")
+    ] = None,
+) -> JSONResponse:
+    """Store the upload and load it in the background; answer 202 with the load's id."""
+    batch_id = _jobs(request).submit(
+        layer=code,
+        stream=file.file,
+        file_name=file.filename,
+        mode=mode,
+        source_crs=source_crs or None,
+        field_map=parse_overrides(field_map or []),
+        user=None,
+    )
+    body = {"id": batch_id, "layer": code, "state": "queued", "links": _links(request, batch_id)}
+    return JSONResponse(body, status_code=202, headers={"Location": f"/loads/{batch_id}"})
+
+
+@router.get("/loads/{load_id}", summary="State and progress of a load")
+def load_status(
+    request: Request, engine: EngineDep, load_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> dict[str, Any]:
+    """Return state (queued, running, committed, failed), progress and counts."""
+    return {**batch_status(engine, load_id), "links": _links(request, load_id)}
+
+
+@router.get(
+    "/loads/{load_id}/rejects.csv",
+    summary="Rejected rows of a load",
+    response_class=PlainTextResponse,
+)
+def load_rejects(
+    conn: ConnectionDep, load_id: Annotated[int, Path(ge=1, le=2**62)]
+) -> PlainTextResponse:
+    """Return the rejected rows as CSV: row, field, reason, value."""
+    from ingest.batches import get
+
+    get(conn, load_id)
+    return PlainTextResponse(
+        report_csv(conn, load_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="load-{load_id}-rejects.csv"'},
+    )
+
+
+@router.get("/layers/{code}/versions", summary="Versions of a layer")
+def versions(conn: ConnectionDep, catalog: CatalogDep, code: LayerCode) -> list[dict[str, Any]]:
+    """Return the layer's versions, newest first, with the loads that made them."""
+    return layer_history(conn, catalog, code)
+
+
+@router.post("/layers/{code}/rollback", summary="Restore an earlier version")
+def rollback(
+    engine: EngineDep,
+    settings: SettingsDep,
+    catalog: CatalogDep,
+    code: LayerCode,
+    to: Annotated[int, Query(ge=0, le=2**31 - 1, description="version to restore")],
+) -> dict[str, Any]:
+    """Make an earlier version current again (as a new version)."""
+    published = rollback_layer(engine, settings, catalog, code, to, user=None)
+    return {
+        "layer": code,
+        "version": published.version,
+        "features": published.features,
+        "restored": to,
+    }
