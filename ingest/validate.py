@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 from shapely.geometry.base import BaseGeometry
 
@@ -75,8 +76,13 @@ class _Problems:
         self.field[new] = fieldname
         self.reason[new] = reasons[new] if isinstance(reasons, np.ndarray) else reasons
         if values is not None:
-            vals = np.asarray(values, dtype=object)
-            self.value[new] = vals[new] if vals.shape else vals
+            where = np.flatnonzero(new)
+            if isinstance(values, pa.Array | pa.ChunkedArray):
+                picked = values.take(pa.array(where)).to_pylist()
+                self.value[where] = np.array(picked + [None], dtype=object)[:-1]
+            else:
+                vals = np.asarray(values, dtype=object)
+                self.value[new] = vals[new] if vals.shape else vals
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,63 @@ def _convert(attr: Attribute, series: pd.Series) -> tuple[pa.Array, np.ndarray, 
     return pa.array(parsed, pa.timestamp("us", tz="UTC")), bad, "is not a date and time (ISO 8601)"
 
 
+def _trimmed(column: pa.Array) -> pa.Array:
+    """Return a string column trimmed, with empty strings as nulls."""
+    text = pc.utf8_trim_whitespace(column)
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+
+
+def _arrow_convert(
+    attr: Attribute, column: pa.Array | None, n: int
+) -> tuple[pa.Array, np.ndarray, str, object]:
+    """Return typed values, failed rows, the reason and the raw values (for reports).
+
+    Arrow compute handles the usual cases without a Python loop; unusual ones (numbers or
+    dates written as text in odd forms) fall back to pandas.
+    """
+    kind = attr.type
+    target = {
+        AttributeType.string: pa.string(),
+        AttributeType.integer: pa.int64(),
+        AttributeType.float: pa.float64(),
+        AttributeType.boolean: pa.bool_(),
+        AttributeType.date: pa.date32(),
+    }.get(kind, pa.timestamp("us", tz="UTC"))
+    if column is None:
+        return pa.nulls(n, target), np.zeros(n, bool), "", None
+    if pa.types.is_large_string(column.type):
+        column = column.cast(pa.string())
+    if pa.types.is_string(column.type):
+        column = _trimmed(column)
+    raw = column
+    none = np.zeros(n, bool)
+    if kind is AttributeType.string and pa.types.is_string(column.type):
+        return column, none, "", raw
+    if kind is AttributeType.float and (
+        pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+    ):
+        return column.cast(pa.float64()), none, "", raw
+    if kind is AttributeType.integer and pa.types.is_integer(column.type):
+        return column.cast(pa.int64()), none, "", raw
+    if kind in (AttributeType.integer, AttributeType.float) and pa.types.is_string(column.type):
+        try:
+            as_float = pc.cast(column, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            as_float = None
+        if as_float is not None:
+            if kind is AttributeType.float:
+                return as_float, none, "", raw
+            whole = pc.equal(as_float, pc.floor(as_float)).fill_null(True)
+            if pc.all(whole).as_py():
+                return as_float.cast(pa.int64()), none, "", raw
+    if kind is AttributeType.boolean and pa.types.is_boolean(column.type):
+        return column, none, "", raw
+    if kind is AttributeType.date and pa.types.is_date(column.type):
+        return column.cast(pa.date32()), none, "", raw
+    values, bad, reason = _convert(attr, _text(column, n))
+    return values, bad, reason, raw
+
+
 def _dates(series: pd.Series) -> pd.Series:
     text = series.astype("string").str.replace(r"[/.年月]", "-", regex=True).str.rstrip("日")
     out = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
@@ -237,7 +300,7 @@ class Checker:
         for attr in self.layer.attributes:
             source = self.mapping.source_of(attr.name)
             column = batch.attributes.column(source).combine_chunks() if source else None
-            columns[attr.name] = self._attribute(attr, _text(column, n), problems)
+            columns[attr.name] = self._attribute(attr, column, n, problems)
         keep = ~problems.bad
         mask = pa.array(keep)
         accepted = {name: col.filter(mask) for name, col in columns.items()}
@@ -266,9 +329,10 @@ class Checker:
         out.wkb = list(wkb)
         return out
 
-    def _attribute(self, attr: Attribute, series: pd.Series, problems: _Problems) -> pa.Array:
-        values, bad, reason = _convert(attr, series)
-        raw = series.to_numpy(dtype=object)
+    def _attribute(
+        self, attr: Attribute, column: pa.Array | None, n: int, problems: _Problems
+    ) -> pa.Array:
+        values, bad, reason, raw = _arrow_convert(attr, column, n)
         problems.add(bad, attr.name, f"{attr.name} {reason}", raw)
         missing = values.is_null().to_numpy(zero_copy_only=False) & ~bad
         if attr.required:
@@ -276,41 +340,57 @@ class Checker:
         if attr.enum:
             values = self._enum(attr, values, problems, raw)
         if attr.min is not None or attr.max is not None:
-            nums = values.to_numpy(zero_copy_only=False).astype(float)
-            low = np.zeros(len(nums), bool) if attr.min is None else nums < attr.min
-            high = np.zeros(len(nums), bool) if attr.max is None else nums > attr.max
-            problems.add(
-                low & ~missing, attr.name, f"{attr.name} is below the minimum {attr.min:g}", raw
-            )
-            problems.add(
-                high & ~missing, attr.name, f"{attr.name} is above the maximum {attr.max:g}", raw
-            )
-        if attr.type is AttributeType.string:
-            text = pd.Series(values.to_numpy(zero_copy_only=False), dtype=object)
-            if attr.pattern:
-                ok = text.str.fullmatch(attr.pattern).fillna(True).to_numpy(dtype=bool)
-                problems.add(~ok, attr.name, f"{attr.name} does not match {attr.pattern}", raw)
-            if attr.max_length:
-                long = text.str.len().fillna(0).to_numpy() > attr.max_length
+            low = pc.less(values, attr.min) if attr.min is not None else None
+            high = pc.greater(values, attr.max) if attr.max is not None else None
+            if low is not None:
                 problems.add(
-                    long, attr.name, f"{attr.name} is longer than {attr.max_length} characters", raw
+                    low.fill_null(False).to_numpy(zero_copy_only=False),
+                    attr.name,
+                    f"{attr.name} is below the minimum {attr.min:g}",
+                    raw,
+                )
+            if high is not None:
+                problems.add(
+                    high.fill_null(False).to_numpy(zero_copy_only=False),
+                    attr.name,
+                    f"{attr.name} is above the maximum {attr.max:g}",
+                    raw,
+                )
+        if attr.type is AttributeType.string:
+            if attr.pattern:
+                ok = pc.match_substring_regex(values, f"^(?:{attr.pattern})$")
+                bad_pattern = pc.invert(ok.fill_null(True)).to_numpy(zero_copy_only=False)
+                problems.add(
+                    bad_pattern, attr.name, f"{attr.name} does not match {attr.pattern}", raw
+                )
+            if attr.max_length:
+                long = pc.greater(pc.utf8_length(values), attr.max_length).fill_null(False)
+                problems.add(
+                    long.to_numpy(zero_copy_only=False),
+                    attr.name,
+                    f"{attr.name} is longer than {attr.max_length} characters",
+                    raw,
                 )
         return values
 
     def _enum(
-        self, attr: Attribute, values: pa.Array, problems: _Problems, raw: np.ndarray
+        self, attr: Attribute, values: pa.Array, problems: _Problems, raw: object
     ) -> pa.Array:
         assert attr.enum is not None
-        lookup: dict[str, str] = {}
+        labels: list[str] = []
+        targets: list[str] = []
         for item in attr.enum:
             for label in (item.value, item.zh, item.en):
-                lookup[label.casefold()] = item.value
-        text = values.to_pylist()
-        mapped = [lookup.get(v.casefold()) if isinstance(v, str) else None for v in text]
-        unknown = np.array([t is not None and m is None for t, m in zip(text, mapped, strict=True)])
+                if label.casefold() not in labels:
+                    labels.append(label.casefold())
+                    targets.append(item.value)
+        folded = pc.utf8_lower(values)
+        index = pc.index_in(folded, value_set=pa.array(labels))
+        mapped = pc.take(pa.array(targets), index)
+        unknown = pc.and_(values.is_valid(), index.is_null()).to_numpy(zero_copy_only=False)
         allowed = ", ".join(attr.enum_values)
         problems.add(unknown, attr.name, f"{attr.name} is not one of: {allowed}", raw)
-        return pa.array(mapped, pa.string())
+        return mapped
 
     def _geometry(self, batch: SourceBatch, problems: _Problems) -> np.ndarray:
         n = batch.rows
@@ -379,16 +459,18 @@ class Checker:
                 out[demote] = shapely.get_geometry(geoms[demote], 0)
         return out
 
+    def _anchor_xy(self, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return a representative x, y per geometry (the point itself for points)."""
+        anchors = geoms if self.single_id == 0 and not self.is_multi else shapely.centroid(geoms)
+        return shapely.get_x(anchors), shapely.get_y(anchors)
+
     def _locate(self, geoms: np.ndarray, problems: _Problems) -> np.ndarray:
         ok = np.flatnonzero(~problems.bad)
         out = geoms.copy()
         if ok.size == 0:
             return out
         if self.geographic and not self.crs.is_offset:
-            x, y = (
-                shapely.get_x(shapely.centroid(geoms[ok])),
-                shapely.get_y(shapely.centroid(geoms[ok])),
-            )
+            x, y = self._anchor_xy(geoms[ok])
             swapped = ~self.extent.contains(x, y) & self.extent.contains(y, x)
             mask = np.zeros(len(geoms), bool)
             mask[ok[swapped]] = True
@@ -396,8 +478,7 @@ class Checker:
             ok = np.flatnonzero(~problems.bad)
         moved = transform_geometry(geoms[ok], self.crs, self.storage)
         out[ok] = moved
-        c = shapely.centroid(moved)
-        inside = self.extent.holds(shapely.get_x(c), shapely.get_y(c))
+        inside = self.extent.holds(*self._anchor_xy(moved))
         mask = np.zeros(len(geoms), bool)
         mask[ok[~inside]] = True
         problems.add(mask, None, "geometry lies outside the district")

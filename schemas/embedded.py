@@ -287,9 +287,11 @@ class EmbeddedCluster:
         (self.root / "log").mkdir(exist_ok=True)
         if user is None:
             return
-        for path in (self.root, *self.root.rglob("*")):
-            if path.stat().st_uid != user.pw_uid:
-                os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+        if self.root.stat().st_uid != user.pw_uid or not (self.data / "PG_VERSION").exists():
+            for path in (self.root, *self.root.rglob("*")):
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat(follow_symlinks=False).st_uid != user.pw_uid:
+                        os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
         if self._run(["test", "-w", str(self.root)], check=False).returncode != 0:
             self._relocate(user)
             (self.root / "log").mkdir(exist_ok=True)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from api.cli import db, ingest, layers, serve
+from api.cli import db, generate, ingest, layers, serve
 from api.cli.common import err_console
 from schemas.errors import SibiaoError
 
@@ -24,6 +24,8 @@ app.command("serve")(serve.serve)
 app.command("ingest")(ingest.ingest)
 app.command("load")(ingest.load)
 app.command("rejects")(ingest.rejects)
+app.command("generate")(generate.generate)
+app.command("generate-cases")(generate.generate_cases)
 
 
 @app.callback()

@@ -41,13 +41,13 @@ class Serials:
 
     next: dict[str, int] = field(default_factory=dict)
 
-    def take(self, prefix: str, count: int, width: int = 6) -> np.ndarray:
-        """Return ``count`` codes ``prefix + serial`` (``width`` digits), continuing the run."""
+    def take(self, prefix: str, count: int) -> np.ndarray:
+        """Return ``count`` codes ``prefix + serial`` (6 digits), continuing the run."""
         start = self.next.get(prefix, 1)
         self.next[prefix] = start + count
-        if start + count - 1 > 10**width - 1:
-            raise ValueError(f"more than {10**width - 1:,} codes under {prefix}")
-        return np.char.add(prefix, zero_pad(np.arange(start, start + count), width))
+        if start + count - 1 > 999_999:
+            raise ValueError(f"more than 999,999 components under {prefix}")
+        return np.char.add(prefix, zero_pad(np.arange(start, start + count), 6))
 
 
 def _along(
