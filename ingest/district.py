@@ -40,7 +40,9 @@ def find_manifest(path: Path) -> tuple[Path, Manifest]:
 def load_order(catalog: Catalog, manifest: Manifest) -> list[ManifestEntry]:
     """Return the entries with boundaries and grid first, then the catalog's order."""
     first = [catalog.by_role(role).code for role in FIRST_ROLES]
-    order = {code: i for i, code in enumerate(first + [lyr.code for lyr in catalog.layers])}
+    order: dict[str, int] = {}
+    for code in first + [lyr.code for lyr in catalog.layers]:
+        order.setdefault(code, len(order))
     return sorted(manifest.entries, key=lambda e: order.get(e.layer, len(order)))
 
 

@@ -102,13 +102,19 @@ def resolve_crs(source: Source, override: str | None) -> SourceCrs:
             f"{source.path.name}: the file declares no coordinate system; give it with "
             "--source-crs (an EPSG code such as 4490, 4326 or 4547, or gcj02 / bd09)"
         )
-    epsg = pyproj.CRS.from_user_input(source.crs).to_epsg(min_confidence=60)
-    if epsg is None:
-        raise InvalidInput(
-            f"{source.path.name}: its coordinate system has no EPSG code ({source.crs[:80]}…); "
-            "give it with --source-crs"
-        )
-    return parse_crs(epsg)
+    crs = pyproj.CRS.from_user_input(source.crs)
+    if len(crs.axis_info) > 2:
+        crs = crs.to_2d()
+    epsg = crs.to_epsg(min_confidence=60)
+    if epsg is not None:
+        return parse_crs(epsg)
+    authority = crs.to_authority(min_confidence=60)
+    if authority is not None:
+        return parse_crs(":".join(authority))
+    raise InvalidInput(
+        f"{source.path.name}: its coordinate system has no EPSG code ({source.crs[:80]}…); "
+        "give it with --source-crs"
+    )
 
 
 def district_extent(conn: Connection, catalog: Catalog, settings: Settings) -> Extent:
@@ -157,13 +163,16 @@ def run_load(
         raise InvalidInput(f"mode {request.mode!r}: choose replace, append or upsert")
     source = open_source(request.path)
     crs = resolve_crs(source, request.source_crs)
-    mapping = map_fields(
-        layer,
-        source.fields,
-        request.field_map,
-        dbf_encoding=source.encoding,
-        truncated_names=source.format is SourceFormat.shapefile,
-    )
+    try:
+        mapping = map_fields(
+            layer,
+            source.fields,
+            request.field_map,
+            dbf_encoding=source.encoding,
+            truncated_names=source.format is SourceFormat.shapefile,
+        )
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source.path.name}: {exc.message}") from None
     district = settings.district_code
     batch_id = batch_id or batches.create(
         engine,
@@ -225,6 +234,12 @@ def run_load(
             )
             progress.loaded -= published.rejected
             progress.rejected += published.rejected
+            if progress.loaded == 0:
+                raise InvalidInput(
+                    f"{source.path.name}: none of its {progress.read} rows could be loaded "
+                    f"(every natural key is a duplicate or already in the layer); "
+                    f"{layer.code} keeps its current version"
+                )
             if progress.loaded + progress.rejected != progress.read:
                 raise RuntimeError(
                     f"lost rows: read {progress.read}, loaded {progress.loaded}, "

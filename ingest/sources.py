@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import codecs
 import struct
+import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -225,6 +227,12 @@ def _open_zip(path: Path) -> Source:
         raise _fail(path, "not a valid zip archive (truncated or corrupt)") from None
     with archive:
         _check_zip(path, archive)
+        try:
+            broken = archive.testzip()
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError):
+            broken = "?"
+        if broken is not None:
+            raise _fail(path, f"the zip member {broken} is corrupt (truncated or damaged)")
         member, parts = _shapefile_in_zip(path, archive)
         encoding = None
         notes = []
@@ -240,7 +248,48 @@ def _open_zip(path: Path) -> Source:
             if ".prj" not in parts:
                 notes.append("no .prj: the CRS must be given")
     fmt = SourceFormat.shapefile if parts else _member_format(member)
-    return _open_gdal(path, f"/vsizip/{path}/{member}", fmt, encoding=encoding, notes=notes)
+    gdal_path = f"/vsizip/{path}/{member}"
+    if parts:
+        with zipfile.ZipFile(path) as archive:
+            fixed = _whole_field_names(archive, parts, encoding or "UTF-8")
+        if fixed is not None:
+            gdal_path = str(fixed)
+            notes.append("field names cut inside a character were trimmed")
+    return _open_gdal(path, gdal_path, fmt, encoding=encoding, notes=notes)
+
+
+def _whole_field_names(
+    archive: zipfile.ZipFile, parts: dict[str, str], encoding: str
+) -> Path | None:
+    """Return a copy of the shapefile whose DBF field names end on whole characters.
+
+    GDAL cuts DBF field names at 10 bytes, which can split a Chinese character in two; such
+    a name cannot be decoded. Returns None when every name is whole (the usual case).
+    """
+    codec = "gbk" if encoding.upper() in ("GBK", "GB18030", "CP936") else "utf-8"
+    dbf = bytearray(archive.read(parts[".dbf"]))
+    changed = False
+    for pos in range(32, len(dbf) - 32, 32):
+        if dbf[pos] == 0x0D:
+            break
+        raw = bytes(dbf[pos : pos + 11]).split(b"\x00", 1)[0]
+        whole = raw
+        while whole:
+            try:
+                whole.decode(codec)
+                break
+            except UnicodeDecodeError:
+                whole = whole[:-1]
+        if whole != raw:
+            dbf[pos : pos + 11] = whole.ljust(11, b"\x00")
+            changed = True
+    if not changed:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="sibiao-shp-"))
+    for suffix, member in parts.items():
+        data = bytes(dbf) if suffix == ".dbf" else archive.read(member)
+        (folder / f"layer{suffix}").write_bytes(data)
+    return folder / "layer.shp"
 
 
 def _member_format(member: str) -> SourceFormat:
@@ -270,7 +319,7 @@ def _open_gdal(
     if len(layers) == 0:
         raise _fail(path, "holds no layer")
     layer_name = str(layers[0][0])
-    if len(layers) > 1 and fmt is SourceFormat.gpkg:
+    if len(layers) > 1:
         names = ", ".join(str(row[0]) for row in layers)
         raise _fail(path, f"holds several layers ({names}); send one layer per file")
     try:

@@ -178,8 +178,11 @@ def _convert(attr: Attribute, series: pd.Series) -> tuple[pa.Array, np.ndarray, 
         return pa.array(truth, mask=~(truth | false)), bad, "is not yes/no (true/false, 是/否)"
     if kind is AttributeType.date:
         parsed = _dates(series)
-        bad = series.notna().to_numpy() & parsed.isna().to_numpy()
-        arr = pa.array(parsed.dt.date.to_numpy(dtype=object), pa.date32())
+        missing = parsed.isna().to_numpy()
+        bad = series.notna().to_numpy() & missing
+        days = parsed.dt.date.to_numpy(dtype=object).copy()
+        days[missing] = None
+        arr = pa.array(days, pa.date32())
         return arr, bad, "is not a date (YYYY-MM-DD)"
     parsed = _datetimes(series)
     bad = series.notna().to_numpy() & parsed.isna().to_numpy()
@@ -239,6 +242,21 @@ def _arrow_convert(
         return column, none, "", raw
     if kind is AttributeType.date and pa.types.is_date(column.type):
         return column.cast(pa.date32()), none, "", raw
+    if kind is AttributeType.date and pa.types.is_timestamp(column.type):
+        local = (
+            column
+            if column.type.tz is None
+            else pc.local_timestamp(column.cast(pa.timestamp(column.type.unit, tz=LOCAL_TZ)))
+        )
+        return local.cast(pa.date32()), none, "", raw
+    if kind is AttributeType.datetime and pa.types.is_timestamp(column.type):
+        if column.type.tz is None:
+            zoned = pc.assume_timezone(
+                column, LOCAL_TZ, ambiguous="earliest", nonexistent="earliest"
+            )
+        else:
+            zoned = column
+        return zoned.cast(pa.timestamp("us", tz="UTC")), none, "", raw
     values, bad, reason = _convert(attr, _text(column, n))
     return values, bad, reason, raw
 
@@ -305,7 +323,7 @@ class Checker:
         mask = pa.array(keep)
         accepted = {name: col.filter(mask) for name, col in columns.items()}
         good = shapely.set_srid(geoms[keep], self.srid)
-        ewkb = pa.array(shapely.to_wkb(good, include_srid=True), pa.binary())
+        ewkb = pa.array(shapely.to_wkb(good, include_srid=True, output_dimension=2), pa.binary())
         repaired = [int(rows[i]) for i in self._repaired if keep[i]]
         return Checked(
             rows=rows[keep],
@@ -321,7 +339,7 @@ class Checker:
         if bad.size == 0:
             return out
         shown = shapely.set_srid(geoms[bad], self.srid)
-        wkb = shapely.to_wkb(shown, include_srid=True)
+        wkb = shapely.to_wkb(shown, include_srid=True, output_dimension=2)
         out.rows = rows[bad].tolist()
         out.fields = problems.field[bad].tolist()
         out.reasons = problems.reason[bad].tolist()
@@ -487,6 +505,28 @@ class Checker:
         for i in ok[~valid]:
             fixed = shapely.make_valid(out[i])
             target = self.layer.geometry
+            if fixed.geom_type == "GeometryCollection" and target.is_multi:
+                # e.g. a line with a collapsed component: keep the parts of the layer's kind
+                same = [
+                    g
+                    for g in shapely.get_parts(fixed)
+                    if g.geom_type == target.single.value and not g.is_empty
+                ]
+                dropped = shapely.get_num_geometries(fixed) - len(same)
+                if (
+                    same
+                    and all(
+                        g.geom_type != target.single.value
+                        for g in shapely.get_parts(fixed)
+                        if g not in same
+                    )
+                    and dropped
+                ):
+                    fixed = {
+                        "Point": shapely.MultiPoint,
+                        "LineString": shapely.MultiLineString,
+                        "Polygon": shapely.MultiPolygon,
+                    }[target.single.value](same)
             fits = fixed.geom_type in (target.value, target.single.value) and not fixed.is_empty
             if fits and fixed.geom_type != target.value and target.is_multi:
                 fixed = {

@@ -41,8 +41,12 @@ class Plan(BaseModel):
 
     layers: dict[str, LayerPlan]
 
-    def check(self, catalog: Catalog, strategies: set[str]) -> None:
-        """Raise CatalogError unless every catalog layer has a plan with a known strategy."""
+    def check(self, catalog: Catalog, strategies: set[str], *, strict: bool = False) -> None:
+        """Raise CatalogError unless every catalog layer has a plan with a known strategy.
+
+        ``strict`` also refuses plans for layers the catalog lacks (a typo in plan.yaml);
+        a deployment with a smaller catalog checks without it.
+        """
         codes = {layer.code for layer in catalog.layers}
         missing = sorted(codes - set(self.layers))
         unknown = sorted(set(self.layers) - codes)
@@ -52,7 +56,7 @@ class Plan(BaseModel):
         problems = []
         if missing:
             problems.append(f"layers without a plan: {', '.join(missing)}")
-        if unknown:
+        if unknown and strict:
             problems.append(f"plans for layers not in the catalog: {', '.join(unknown)}")
         if bad:
             problems.append(f"unknown strategies: {', '.join(bad)}")

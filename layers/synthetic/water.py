@@ -26,6 +26,12 @@ from layers.synthetic.world import World
 from schemas.catalog import Layer
 
 
+def _lines_only(geom: object) -> shapely.MultiLineString | None:
+    """Return the line parts of an intersection as a MultiLineString (None when none)."""
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "LineString" and g.length > 1]
+    return shapely.MultiLineString(parts) if parts else None
+
+
 def _by_town(world: World, geoms: np.ndarray) -> Iterator[tuple[Division, np.ndarray]]:
     """Yield (town, indices of the geometries whose anchor lies in it), in town order."""
     anchors = shapely.point_on_surface(geoms) if len(geoms) else np.array([], dtype=object)
@@ -99,15 +105,9 @@ def river_segments(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.
     """Yield each river cut by town: the stretches river chiefs (河长) answer for."""
     lines, names = _river_lines(world)
     for town in world.towns:
-        pieces = shapely.intersection(lines, town.geometry)
-        keep = ~shapely.is_empty(pieces) & (shapely.length(pieces) > 100)
-        geoms = np.array(
-            [
-                shapely.line_merge(p) if p.geom_type == "MultiLineString" else p
-                for p in pieces[keep]
-            ],
-            dtype=object,
-        )
+        pieces = [_lines_only(p) for p in shapely.intersection(lines, town.geometry)]
+        keep = np.array([p is not None and p.length > 100 for p in pieces], dtype=bool)
+        geoms = np.array([p for p, k in zip(pieces, keep, strict=True) if k], dtype=object)
         fixed = {
             "river_name": names[keep],
             "name": np.char.add(names[keep].astype(str), f"{town.name}段"),
@@ -130,8 +130,8 @@ def dikes(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFr
                 coords = shapely.get_coordinates(part)
                 low = world.terrain.elevation(coords[:, 0], coords[:, 1]) < 25
                 if low.mean() > 0.5 and part.length > 500:
-                    clipped = part.intersection(world.admin.district.geometry)
-                    if clipped.length > 500:
+                    clipped = _lines_only(part.intersection(world.admin.district.geometry))
+                    if clipped is not None and clipped.length > 500:
                         geoms.append(clipped)
                         labels.append(name)
     geoms_arr = np.array(geoms, dtype=object)
@@ -338,9 +338,9 @@ def contours(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDat
         mask = (coarse >= level).astype(np.uint8)
         for shape, _ in features.shapes(mask, mask=mask.astype(bool), transform=transform):
             ring = shapely.geometry.shape(shape).exterior.simplify(2 * terrain.resolution)
-            clipped = ring.intersection(district)
-            if clipped.length > 300:
-                geoms.append(clipped)
+            lines = _lines_only(ring.intersection(district))
+            if lines is not None and lines.length > 300:
+                geoms.append(lines)
                 levels.append(float(level))
     yield from _chunks(
         layer,

@@ -148,3 +148,14 @@ def test_same_seed_same_network_other_seed_differs(admin):
     c = build_roads(admin, 0.05, SEED + 1)
     assert [r.geometry.wkb for r in a] == [r.geometry.wkb for r in b]
     assert [r.geometry.wkb for r in a] != [r.geometry.wkb for r in c]
+
+
+def test_plan_covers_exactly_the_packaged_catalog():
+    from layers.registry import load_catalog
+    from layers.synthetic.plan import default_plan
+    from layers.synthetic.strategies import STRATEGIES
+
+    catalog = load_catalog()
+    plan = default_plan()
+    plan.check(catalog, set(STRATEGIES) | {"raster"}, strict=True)
+    assert set(plan.layers) == {layer.code for layer in catalog.layers}
