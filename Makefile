@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives as real clients (GDAL's ogr2ogr/ogrinfo).
 # PostgreSQL and PostGIS are installed by the platform itself (`sibiao db start`).
-APT_PACKAGES ?= gdal-bin
+APT_PACKAGES ?= gdal-bin chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SIBIAO_DEMO_SCALE ?= 1
 
@@ -42,8 +42,24 @@ db: setup
 	$(BIN)/sibiao db start
 	$(BIN)/sibiao db upgrade
 
-demo: db
-	@echo "Sibiao demo: http://127.0.0.1:8000  (API docs /docs, catalog /catalog/layers)"
+DISTRICT := .sibiao/district-$(SIBIAO_DEMO_SCALE)
+
+# Generate the synthetic district once per scale, load it once per generation (a stamp
+# records the manifest that was loaded), then serve.
+$(DISTRICT)/manifest.json: | $(STAMP)
+	$(BIN)/sibiao generate $(DISTRICT) --scale $(SIBIAO_DEMO_SCALE) --seed 0
+
+$(DISTRICT)/.loaded: $(DISTRICT)/manifest.json | db
+	$(BIN)/sibiao load $(DISTRICT)
+	@touch $@
+
+demo: db $(DISTRICT)/.loaded
+	@echo ""
+	@echo "Sibiao demo on http://127.0.0.1:8000"
+	@echo "  API docs      http://127.0.0.1:8000/docs"
+	@echo "  catalog       http://127.0.0.1:8000/catalog/layers"
+	@echo "  upload a file http://127.0.0.1:8000/maps/upload"
+	@echo "  psql          psql \"$$($(BIN)/sibiao db url)\""
 	$(BIN)/sibiao serve --host 127.0.0.1 --port 8000
 
 test: setup
