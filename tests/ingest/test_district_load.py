@@ -126,3 +126,27 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert digests[0].keys() == digests[2].keys()
     assert digests[0] != digests[2]
     assert any(name.startswith("rasters/") for name in digests[0])
+
+
+@pytest.mark.slow
+def test_case_stream_from_the_generated_district(district, tmp_path):
+    from itertools import islice
+
+    from cases.district_inputs import case_inputs
+    from cases.synthetic import generate_cases, write_case_stream
+
+    addresses, assets, villages = case_inputs(district, CATALOG)
+    assert len(addresses) > 300 and len(villages) == 261
+    assert {"street_lamp", "manhole_cover"} <= set(assets)
+    out = tmp_path / "cases.jsonl"
+    count = write_case_stream(
+        islice(
+            generate_cases(addresses=addresses, assets=assets, villages=villages, days=5, seed=2),
+            200,
+        ),
+        out,
+    )
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert count == len(lines) == 200
+    systems = {line.split('"system":"', 1)[1].split('"', 1)[0] for line in lines}
+    assert len(systems) >= 4
