@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -171,6 +172,10 @@ raster_versions = Table(
     comment="Raster layers: COG files in the data folder with footprint, CRS, statistics",
 )
 
+#: Statuses of the five-step loop (cases.workflow holds the transitions between them).
+CASE_STATUSES = ("reported", "dispatched", "handling", "resolved", "visited", "closed", "merged")
+CASE_STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in CASE_STATUSES) + ")"
+
 cases = Table(
     "cases",
     metadata,
@@ -187,9 +192,145 @@ cases = Table(
     Column("village_code", String(12), nullable=True),
     Column("town_code", String(9), nullable=True),
     _district(),
+    # 0004_dispatch: what the item is, where it is, who must act by when, and its history.
+    Column("item_code", String(4), nullable=False),
+    Column("step", SmallInteger, nullable=False, server_default="1"),
+    Column("reporter", JSONB, nullable=True),
+    Column("reporters", JSONB, nullable=False, server_default="[]"),
+    Column("address_text", Text, nullable=True),
+    Column("source_crs", String(32), nullable=True),
+    Column("reported_lon", Double, nullable=True),
+    Column("reported_lat", Double, nullable=True),
+    Column("location_method", String(8), nullable=True),
+    Column("geocode_confidence", Double, nullable=True),
+    Column("needs_manual_location", Boolean, nullable=False, server_default="false"),
+    Column("snap_distance_m", Double, nullable=True),
+    Column("village_name", Text, nullable=True),
+    Column("town_name", Text, nullable=True),
+    Column("level", String(8), nullable=True),
+    Column("department", Text, nullable=True),
+    Column("responsible_unit", Text, nullable=True),
+    Column("fallback_department", Text, nullable=True),
+    Column("deadline", DateTime(timezone=True), nullable=True),
+    Column("overdue", Boolean, nullable=False, server_default="false"),
+    Column("escalated", Boolean, nullable=False, server_default="false"),
+    Column("escalated_at", DateTime(timezone=True), nullable=True),
+    Column("rule_version", Integer, ForeignKey("routing_rule_versions.version"), nullable=True),
+    Column("duplicate_of", BigInteger, ForeignKey("cases.id"), nullable=True),
+    Column("merged_into", BigInteger, ForeignKey("cases.id"), nullable=True),
+    Column("asset_layer", String(48), nullable=True),
+    Column("asset_code", Text, nullable=True),
+    Column("asset_maintenance_unit", Text, nullable=True),
+    Column("asset_distance_m", Double, nullable=True),
+    Column("payload", JSONB, nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     UniqueConstraint("source_system", "source_id", name="uq_cases_source"),
-    comment="Citizens' cases (the dispatch issue extends this table)",
+    CheckConstraint(CASE_STATUS_CHECK, name="status"),
+    CheckConstraint("step BETWEEN 1 AND 5", name="step"),
+    CheckConstraint("location_method IN ('point', 'geocode', 'manual')", name="location_method"),
+    CheckConstraint("level IN ('village', 'town', 'district')", name="level"),
+    comment="Citizens' cases: intake, location, routing, deadline and the five-step loop",
 )
+Index("ix_cases_status_deadline", cases.c.status, cases.c.deadline)
+Index("ix_cases_item_code_reported_at", cases.c.item_code, cases.c.reported_at)
+Index("ix_cases_town_code", cases.c.town_code)
+Index("ix_cases_received_at", cases.c.received_at)
+Index("ix_cases_duplicate_of", cases.c.duplicate_of)
+
+routing_rule_versions = Table(
+    "routing_rule_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("rules", JSONB, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    comment="Every version of the routing rules; a case keeps the version it was routed with",
+)
+
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_status", String(24), nullable=True),
+    Column("to_status", String(24), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("note", Text, nullable=True),
+    Column("detail", JSONB, nullable=True),
+    _district(),
+    comment="Every transition of a case: action, from, to, who, when, note",
+)
+Index("ix_case_events_case_id", case_events.c.case_id, case_events.c.id)
+
+department_calls = Table(
+    "department_calls",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("cases.id", ondelete="CASCADE"), nullable=False),
+    Column("department", Text, nullable=False),
+    Column("caller", Text, nullable=False),
+    Column("note", Text, nullable=True),
+    Column("called_at", DateTime(timezone=True), nullable=False),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("responded_at", DateTime(timezone=True), nullable=True),
+    Column("responder", Text, nullable=True),
+    Column("response", Text, nullable=True),
+    Column("escalated", Boolean, nullable=False, server_default="false"),
+    _district(),
+    comment="有呼必应: a town calls a district department on a case; it must respond in time",
+)
+Index("ix_department_calls_case_id", department_calls.c.case_id)
+Index(
+    "ix_department_calls_pending",
+    department_calls.c.deadline,
+    postgresql_where=department_calls.c.responded_at.is_(None),
+)
+
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("case_id", BigInteger, ForeignKey("cases.id", ondelete="CASCADE"), nullable=True),
+    Column(
+        "call_id",
+        BigInteger,
+        ForeignKey("department_calls.id", ondelete="CASCADE"),
+        nullable=True,
+    ),
+    Column("deadline", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("escalated_to", Text, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    _district(),
+    UniqueConstraint("case_id", "deadline", name="uq_escalations_case_id_deadline"),
+    UniqueConstraint("call_id", name="uq_escalations_call_id"),
+    CheckConstraint("num_nonnulls(case_id, call_id) = 1", name="subject"),
+    comment="Missed deadlines reported to the supervision office (区委督查室), once each",
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("case_id", BigInteger, ForeignKey("cases.id", ondelete="SET NULL"), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("last_error", Text, nullable=True),
+    _district(),
+    comment="Notifications waiting to be sent (transactional outbox)",
+)
+Index("ix_outbox_pending", outbox.c.id, postgresql_where=outbox.c.sent_at.is_(None))
 
 
 def column_type(kind: AttributeType, max_length: int | None = None) -> TypeEngine[Any]:

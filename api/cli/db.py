@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from api.cli.common import console, print_json, settings
+from cases.routing import seed_rules
 from layers.bootstrap import prepare_database
 from layers.registry import default_catalog
 from layers.status import database_status
@@ -97,6 +98,8 @@ def upgrade() -> None:
     try:
         check_server(engine)
         report = prepare_database(engine, cfg)
+        with engine.begin() as conn:
+            seed_rules(conn)  # the packaged routing.yaml is rules version 1
         revision = migrate.current_revision(engine)
     finally:
         engine.dispose()
