@@ -42,12 +42,28 @@ class Serials:
     next: dict[str, int] = field(default_factory=dict)
 
     def take(self, prefix: str, count: int) -> np.ndarray:
-        """Return ``count`` codes ``prefix + serial`` (6 digits), continuing the run."""
+        """Return ``count`` codes ``prefix + serial`` (6 digits), continuing the run.
+
+        A component code has room for 999,999 serials per minor class; past that (only at
+        scales far above the real district's) the minor class rolls over by 10 (01 → 11 …),
+        so codes stay unique and well-formed at any scale.
+        """
         start = self.next.get(prefix, 1)
-        self.next[prefix] = start + count
-        if start + count - 1 > 999_999:
-            raise ValueError(f"more than 999,999 components under {prefix}")
-        return np.char.add(prefix, zero_pad(np.arange(start, start + count), 6))
+        room = max(0, 1_000_000 - start)
+        if count <= room:
+            self.next[prefix] = start + count
+            return np.char.add(prefix, zero_pad(np.arange(start, start + count), 6))
+        minor = int(prefix[-2:]) + 10
+        if minor > 99:
+            raise ValueError(f"no more component codes under {prefix[:-2]}")
+        self.next[prefix] = 1_000_000
+        head = (
+            np.char.add(prefix, zero_pad(np.arange(start, 1_000_000), 6))
+            if room
+            else np.array([], dtype="<U16")
+        )
+        tail = self.take(f"{prefix[:-2]}{minor:02d}", count - room)
+        return np.concatenate([head.astype(tail.dtype), tail])
 
 
 def _along(
@@ -92,7 +108,7 @@ def street_lamps(
     grades = np.array([lit[i].grade for i in road_i]) if n else np.array([], dtype=str)
     return _frame(
         {
-            "code": serials.take("4401140101", n),
+            "code": serials.take("4401140108", n),
             "pole_no": np.char.add("LD", zero_pad(np.arange(1, n + 1), 6)),
             "kind": np.where(grades == "village", "courtyard", "road"),
             "light_source": rng.choice(["led", "sodium", "metal_halide"], n, p=[0.7, 0.25, 0.05]),
