@@ -185,3 +185,14 @@ def get(conn: Connection, batch_id: int) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"no load {batch_id}")
     return dict(row)
+
+
+def recent(conn: Connection, *, layer: str, limit: int) -> list[dict[str, Any]]:
+    """Return a layer's latest batches, newest first."""
+    rows = conn.execute(
+        select(load_batches)
+        .where(load_batches.c.layer_code == layer)
+        .order_by(load_batches.c.id.desc())
+        .limit(limit)
+    ).mappings()
+    return [dict(row) for row in rows]

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import Engine
 
@@ -131,6 +131,22 @@ def batch_status(engine: Engine, batch_id: int) -> dict[str, object]:
     """Return a batch's state and progress for ``GET /loads/{id}``."""
     with engine.connect() as conn:
         row = batches.get(conn, batch_id)
+    return _status(row)
+
+
+def layer_loads(
+    engine: Engine, catalog: Catalog, layer: str, *, limit: int
+) -> list[dict[str, Any]]:
+    """Return the state and counts of a layer's latest loads, newest first."""
+    if not catalog.has_layer(layer):
+        raise NotFound(f"no layer {layer!r} in the catalog")
+    with engine.connect() as conn:
+        rows = batches.recent(conn, layer=layer, limit=limit)
+    return [_status(row) for row in rows]
+
+
+def _status(row: dict[str, Any]) -> dict[str, Any]:
+    """Shape a ``load_batches`` row as the API shows a load."""
     expected = row.get("expected_rows")
     read = int(row.get("read_count") or 0)
     done = row["state"] in ("committed", "failed")

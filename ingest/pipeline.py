@@ -9,12 +9,16 @@ Every row read ends up loaded or rejected with its row number, field and reason.
 from __future__ import annotations
 
 import hashlib
+import logging
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import pyarrow as pa
 import pyproj
 import shapely
 from sqlalchemy import Connection, Engine, text
@@ -24,13 +28,14 @@ from ingest.encode import SIGNATURE, TRAILER, Column, PgType, encode_rows
 from ingest.fields import map_fields
 from ingest.publish import create_staging, publish, staging_name
 from ingest.rejects import RejectSpool
-from ingest.sources import Source, SourceFormat, open_source
-from ingest.validate import Checker, Extent
+from ingest.sources import Source, SourceBatch, SourceFormat, open_source
+from ingest.validate import Checked, Checker, Extent
 from schemas.catalog import AttributeType, Catalog, Layer, LayerRole
 from schemas.errors import InvalidInput, NotFound
 from schemas.geodesy import SourceCrs, parse_crs
 from schemas.settings import Settings
 
+log = logging.getLogger("sibiao.ingest")
 Mode = Literal["replace", "append", "upsert"]
 MODES: tuple[str, ...] = ("replace", "append", "upsert")
 _PG = {
@@ -204,6 +209,7 @@ def run_load(
             checker = Checker(
                 layer, mapping, crs, storage_epsg=settings.storage_epsg, extent=extent
             )
+            t_stream = time.perf_counter()
             repaired = _stream(
                 conn,
                 engine,
@@ -216,6 +222,7 @@ def run_load(
                 on_progress,
                 settings,
             )
+            log.debug("stream %s: %.2f s", layer.code, time.perf_counter() - t_stream)
             if progress.loaded == 0:
                 raise InvalidInput(
                     f"{source.path.name}: none of its {progress.read} rows could be loaded "
@@ -278,6 +285,52 @@ def run_load(
     )
 
 
+def _prepared(
+    source: Source, checker: Checker, layer: Layer
+) -> Iterator[tuple[SourceBatch, Checked, memoryview]]:
+    """Read, check and encode the batches on a worker thread, two batches ahead.
+
+    Reading (GDAL), checking (shapely, Arrow) and encoding release the GIL, so they run on
+    one core while the server parses the COPY stream on the other. The bounded queue keeps
+    memory flat whatever the file size.
+    """
+    out: queue.Queue[object] = queue.Queue(maxsize=2)
+    done = object()
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for batch in source.batches():
+                if stop.is_set():
+                    return
+                checked = checker.check(batch)
+                cols = [Column(pa.array(checked.rows, pa.int64()), PgType.int8)]
+                cols += [Column(checked.columns[a.name], _PG[a.type]) for a in layer.attributes]
+                cols.append(Column(checked.ewkb, PgType.bytea))
+                out.put((batch, checked, encode_rows(cols)))
+            out.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            out.put(exc)
+
+    thread = threading.Thread(target=work, name="sibiao-read", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
 def _stream(
     conn: Connection,
     engine: Engine,
@@ -301,12 +354,8 @@ def _stream(
         cur.copy(f"COPY {staging_name(batch_id)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         copy.write(SIGNATURE)
-        for batch in source.batches():
-            checked = checker.check(batch)
-            cols = [Column(_rows_array(checked.rows), PgType.int8)]
-            cols += [Column(checked.columns[a.name], _PG[a.type]) for a in layer.attributes]
-            cols.append(Column(checked.ewkb, PgType.bytea))
-            copy.write(encode_rows(cols))
+        for batch, checked, encoded in _prepared(source, checker, layer):
+            copy.write(encoded)
             rej = checked.rejected
             spool.add(
                 list(zip(rej.rows, rej.fields, rej.reasons, rej.values, rej.wkb, strict=True))
@@ -324,9 +373,3 @@ def _stream(
                 last_report = time.monotonic()
         copy.write(TRAILER)
     return repaired
-
-
-def _rows_array(rows: object) -> object:
-    import pyarrow as pa
-
-    return pa.array(rows, pa.int64())
