@@ -151,8 +151,9 @@ def generate(
         world = World(catalog=catalog, scale=scale, seed=seed, spill_dir=Path(spill))
         rasters = [lyr for lyr in catalog.layers if lyr.is_raster]
         keep = set(truth_layers) | {
-            catalog.by_role(LayerRole.house_number).code,
-            catalog.by_role(LayerRole.village).code,
+            lyr.code
+            for lyr in catalog.layers
+            if lyr.role in (LayerRole.house_number, LayerRole.village)
         }
         for index, layer in enumerate(catalog.vector_layers, start=1):
             layer_plan = plan.layers[layer.code]
