@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages the test suite drives as real clients (GDAL's ogr2ogr/ogrinfo).
 # PostgreSQL and PostGIS are installed by the platform itself (`sibiao db start`).
-APT_PACKAGES ?= gdal-bin chromium
+APT_PACKAGES ?= gdal-bin chromium fonts-wqy-microhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SIBIAO_DEMO_SCALE ?= 1
 
@@ -54,6 +54,7 @@ $(DISTRICT)/.loaded: $(DISTRICT)/manifest.json | db
 	@touch $@
 
 demo: db $(DISTRICT)/.loaded
+	$(BIN)/sibiao users ensure-admin
 	@echo ""
 	@echo "Sibiao demo on http://127.0.0.1:8000"
 	@echo "  API docs      http://127.0.0.1:8000/docs"

@@ -19,6 +19,8 @@ from schemas.errors import (
     InvalidInput,
     NotFound,
     SibiaoError,
+    TooManyRequests,
+    Unauthenticated,
 )
 
 log = logging.getLogger("sibiao.api")
@@ -26,6 +28,8 @@ log = logging.getLogger("sibiao.api")
 #: Most specific first: the first class an error is an instance of decides the status.
 STATUS: dict[type[SibiaoError], int] = {
     NotFound: 404,
+    Unauthenticated: 401,
+    TooManyRequests: 429,
     InvalidInput: 400,
     Conflict: 409,
     Forbidden: 403,
@@ -47,6 +51,8 @@ def status_for(exc: SibiaoError) -> int:
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
     """Return an RFC 9457 problem document."""
     headers = {"Retry-After": "5"} if status == 503 else None
+    if status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="sibiao"'}
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
@@ -62,7 +68,10 @@ async def _domain(request: Request, exc: Exception) -> JSONResponse:
         return problem(
             status, "Server error", f"internal error, reference {error_id}", error_id=error_id
         )
-    return problem(status, type(exc).__name__, exc.message)
+    answer = problem(status, type(exc).__name__, exc.message)
+    if isinstance(exc, TooManyRequests):
+        answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:

@@ -110,11 +110,20 @@ class LoadJobs:
                 self.on_published(request.layer)
         except SibiaoError as exc:
             log.info("load %s of %s refused: %s", batch_id, request.layer, exc)
-        except Exception:  # noqa: BLE001 - recorded on the batch; the worker must survive
+            self._fail_if_queued(batch_id, exc)
+        except Exception as exc:  # noqa: BLE001 - recorded on the batch; the worker must survive
             log.exception("load %s of %s failed", batch_id, request.layer)
+            self._fail_if_queued(batch_id, exc)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
             self._futures.pop(batch_id, None)
+
+    def _fail_if_queued(self, batch_id: int, exc: BaseException) -> None:
+        """Mark failed a batch refused before it started (unreadable file, unknown CRS)."""
+        with self.engine.connect() as conn:
+            queued = batches.get(conn, batch_id)["state"] == "queued"
+        if queued:
+            batches.fail(self.engine, batch_id, exc, 0)
 
     def wait(self, batch_id: int, timeout: float | None = None) -> None:
         """Block until a load finishes (tests and scripts)."""

@@ -48,3 +48,15 @@ class Conflict(SibiaoError):
 
 class Forbidden(SibiaoError):
     """The caller may not do this."""
+
+
+class Unauthenticated(SibiaoError):
+    """No credentials, or credentials that do not hold (bad password, expired token, bad key)."""
+
+
+class TooManyRequests(SibiaoError):
+    """The caller sent more requests than the policy allows in a window."""
+
+    def __init__(self, message: str, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

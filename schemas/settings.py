@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The secret shipped for the localhost demo; ``sibiao serve`` refuses it on other addresses.
+DEMO_SECRET_KEY = "sibiao-demo-secret-for-localhost-only"
 
 
 class Settings(BaseSettings):
@@ -52,6 +56,31 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="address `sibiao serve` binds")
     port: int = Field(default=8000, ge=1, le=65535, description="port `sibiao serve` binds")
     log_level: str = Field(default="info", description="debug, info, warning or error")
+    escalation_interval_s: float = Field(
+        default=0, ge=0, description="seconds between the API's escalation ticks; 0 = off"
+    )
+    basemap: Literal["platform", "tianditu", "amap", "tencent"] = Field(
+        default="platform",
+        description="base map of the map pages: the platform's own layers (vector tiles, offline); "
+        "tianditu (CGCS2000, needs tianditu_key); amap or tencent (GCJ-02: overlays are shifted)",
+    )
+    tianditu_key: str | None = Field(
+        default=None, description="Tianditu token (tk), needed when basemap is tianditu"
+    )
+    auth_enabled: bool = Field(
+        default=True,
+        description="require credentials as api/policy.yaml says; off only for tests and local "
+        "experiments (every route open, nothing audited)",
+    )
+    secret_key: str = Field(
+        default=DEMO_SECRET_KEY,
+        repr=False,
+        description="signs access tokens; the demo default is refused off loopback "
+        "(docs/security.md)",
+    )
+    token_minutes: int = Field(
+        default=480, ge=1, le=7 * 24 * 60, description="lifetime of an access token (minutes)"
+    )
 
     @field_validator("database_url")
     @classmethod

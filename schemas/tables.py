@@ -396,3 +396,65 @@ def layer_table(md: MetaData, layer: Layer, *, srid: int) -> Table:
 def build_layer_tables(md: MetaData, catalog: Catalog, *, srid: int = 4490) -> dict[str, Table]:
     """Declare one table per vector layer of ``catalog`` in ``md``; return them by layer code."""
     return {layer.code: layer_table(md, layer, srid=srid) for layer in catalog.vector_layers}
+
+
+# 0005_security: accounts, API keys of the intake systems, and the audit log.
+from sqlalchemy.dialects.postgresql import ARRAY  # noqa: E402
+
+#: Roles a person's account can have (``system`` belongs to API keys, ``anonymous`` to nobody).
+USER_ROLES = ("analyst", "dispatcher", "department_handler", "planner", "supervisor", "admin")
+USER_ROLE_CHECK = "role IN (" + ", ".join(f"'{r}'" for r in USER_ROLES) + ")"
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(24), nullable=False),
+    Column("towns", ARRAY(String(9)), nullable=False, server_default="{}"),
+    Column("department", Text, nullable=True),
+    Column("disabled", Boolean, nullable=False, server_default="false"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_login", DateTime(timezone=True), nullable=True),
+    _district(),
+    CheckConstraint(USER_ROLE_CHECK, name="role"),
+    CheckConstraint("role <> 'dispatcher' OR cardinality(towns) > 0", name="dispatcher_towns"),
+    CheckConstraint(
+        "role <> 'department_handler' OR department IS NOT NULL", name="handler_department"
+    ),
+    comment="People who sign in: scrypt password hash, role, towns or department they serve",
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("system", String(32), nullable=False),
+    Column("prefix", String(16), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_by", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("last_used_at", DateTime(timezone=True), nullable=True),
+    _district(),
+    comment="Keys of the intake systems: SHA-256 of the secret (shown once), bound to one system",
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("who", Text, nullable=False),
+    Column("role", String(24), nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=True),
+    Column("status", SmallInteger, nullable=False),
+    Column("client", Text, nullable=True),
+    Column("detail", JSONB, nullable=True),
+    _district(),
+    comment="Every write and every read of a restricted layer: who, what, when, from where, status",
+)
+Index("ix_audit_log_at", audit_log.c.at)
+Index("ix_audit_log_who_at", audit_log.c.who, audit_log.c.at)

@@ -40,7 +40,7 @@ def base_settings() -> Settings:
     """Return settings from the environment, with the data folder anchored at the repo."""
     env = Settings()
     data_dir = env.data_dir if env.data_dir.is_absolute() else REPO / env.data_dir
-    return env.model_copy(update={"data_dir": data_dir})
+    return env.model_copy(update={"data_dir": data_dir, "auth_enabled": False})
 
 
 @pytest.fixture(scope="session")

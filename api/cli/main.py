@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from api.cli import db, generate, ingest, layers, serve
+from api.cli import db, generate, ingest, keys, layers, maps, replay, serve, users, worker
 from api.cli.common import err_console
 from schemas.errors import SibiaoError
 
@@ -20,12 +20,17 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(layers.app, name="layers")
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
+app.add_typer(maps.app, name="map")
 app.command("serve")(serve.serve)
 app.command("ingest")(ingest.ingest)
 app.command("load")(ingest.load)
 app.command("rejects")(ingest.rejects)
 app.command("generate")(generate.generate)
 app.command("generate-cases")(generate.generate_cases)
+app.command("worker")(worker.worker)
+app.command("replay-cases")(replay.replay_cases)
 
 
 @app.callback()

@@ -7,6 +7,7 @@ import socket
 import typer
 
 from api.cli.common import console, settings
+from api.security.serving import check_serving
 from schemas.errors import ConfigurationError
 
 
@@ -34,6 +35,7 @@ def serve(
     cfg = settings()
     host = host or cfg.host
     port = port or cfg.port
+    check_serving(cfg, host)
     _check_port(host, port)
     ensure_ready(cfg)
     app = create_app(cfg)

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from api.deps import CatalogDep, ConnectionDep, EngineDep, SettingsDep
 from ingest.fields import parse_overrides
-from ingest.jobs import LoadJobs, batch_status
-from ingest.rejects import report_csv
+from ingest.jobs import LoadJobs, batch_status, layer_loads
+from ingest.rejects import MAX_GEOJSON_REJECTS, rejects_geojson, report_csv
 from ingest.versions import layer_history, rollback_layer
 
 router = APIRouter(tags=["loads"])
@@ -82,6 +82,44 @@ def load_rejects(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="load-{load_id}-rejects.csv"'},
     )
+
+
+@router.get(
+    "/loads/{load_id}/rejects.geojson",
+    summary="Rejected rows of a load as GeoJSON (with the location they had)",
+    response_class=JSONResponse,
+    responses={200: {"content": {"application/geo+json": {}}}},
+)
+def load_rejects_geojson(
+    conn: ConnectionDep,
+    load_id: Annotated[int, Path(ge=1, le=2**62)],
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_GEOJSON_REJECTS, description="rejects to return, in row order")
+    ] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**62, description="rejects to skip")] = 0,
+    located: Annotated[
+        bool, Query(description="only rows that kept a geometry (others have geometry null)")
+    ] = False,
+) -> JSONResponse:
+    """Return rejected rows as a FeatureCollection: row, field, reason, value; numberMatched."""
+    from ingest.batches import get
+
+    get(conn, load_id)
+    body = rejects_geojson(conn, load_id, limit=limit, offset=offset, located=located)
+    return JSONResponse(body, media_type="application/geo+json")
+
+
+@router.get("/layers/{code}/loads", summary="Latest loads of a layer")
+def recent_loads(
+    request: Request,
+    engine: EngineDep,
+    catalog: CatalogDep,
+    code: LayerCode,
+    limit: Annotated[int, Query(ge=1, le=100, description="loads to return, newest first")] = 10,
+) -> list[dict[str, Any]]:
+    """Return the layer's latest loads (any state), newest first, as GET /loads/{id} shows them."""
+    loads = layer_loads(engine, catalog, code, limit=limit)
+    return [{**load, "links": _links(request, int(load["id"]))} for load in loads]
 
 
 @router.get("/layers/{code}/versions", summary="Versions of a layer")

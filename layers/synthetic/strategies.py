@@ -103,11 +103,32 @@ def grid_cells(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoD
                 "village_code": [c.village_code for c in cells],
                 "grid_chief": list(_chiefs(rng, n)),
                 "worker_count": rng.integers(1, 6, n),
-                "population": np.zeros(n, dtype=int),
+                "population": _residents_per_cell(world, town, cells),
                 "area_km2": [round(c.geometry.area / 1e6, 4) for c in cells],
             },
             _multi([c.geometry for c in cells]),
         )
+
+
+def _residents_per_cell(world: World, town: Any, cells: list[Any]) -> np.ndarray:
+    """Return the residents living in each cell (from the whole population register)."""
+    totals: dict[str, int] | None = world.extras.get("cell_residents")
+    if totals is None:
+        grid = world.grid
+        tree = shapely.STRtree([c.geometry for c in grid])
+        sums = np.zeros(len(grid), dtype=np.int64)
+        for each in world.towns:
+            people = world.addresses_of(each).population
+            if people.empty:
+                continue
+            point_i, cell_i = tree.query(people.geometry.to_numpy(), predicate="intersects")
+            first = np.full(len(people), -1)
+            first[point_i[::-1]] = cell_i[::-1]
+            placed = first >= 0
+            np.add.at(sums, first[placed], people["residents"].to_numpy()[placed])
+        totals = {c.code: int(v) for c, v in zip(grid, sums, strict=True)}
+        world.extras["cell_residents"] = totals
+    return np.array([totals.get(c.code, 0) for c in cells], dtype=np.int64)
 
 
 def _chiefs(rng: np.random.Generator, n: int) -> np.ndarray:
