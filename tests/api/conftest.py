@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
+from live_server import serve
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
@@ -116,27 +113,8 @@ def api(district: District) -> Iterator[TestClient]:
         yield client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live_server(district: District) -> Iterator[str]:
     """Run the app with uvicorn on a free local port in a thread; yield its base URL."""
-    port = _free_port()
-    app = create_app(district.settings, catalog=district.catalog)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve(create_app(district.settings, catalog=district.catalog)) as url:
+        yield url

@@ -11,17 +11,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
@@ -30,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cases"))
 
 from dispatch_http_support import Clock  # noqa: E402
 from dispatch_support import SH, District, frames, make_district  # noqa: E402
+from live_server import serve  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from cases.routing import seed_rules  # noqa: E402
@@ -109,27 +106,10 @@ def client(dispatch: Dispatch, clock: Clock) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def live(dispatch: Dispatch, clock: Clock) -> Iterator[str]:
     """Run the app with uvicorn on a free local port; yield its base URL."""
     app = create_app(dispatch.settings, catalog=dispatch.catalog)
     app.state.clock = clock
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-dispatch", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve(app, "uvicorn-dispatch") as url:
+        yield url

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
+from live_server import serve
 from maps_support import BAD_FLOORS, MapsDb, base_files, buildings, write_geojson
 from sqlalchemy.engine import URL
 
@@ -72,30 +69,11 @@ def maps_db(base_settings: Settings, server_url: URL) -> Iterator[MapsDb]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def maps_server(maps_db: MapsDb) -> Iterator[str]:
     """Run the app over the maps database with uvicorn in a thread; yield its base URL."""
-    port = _free_port()
-    app = create_app(maps_db.settings, catalog=maps_db.catalog)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn-maps", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive(), "uvicorn stopped while starting"
-        assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    with serve(create_app(maps_db.settings, catalog=maps_db.catalog), "uvicorn-maps") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
