@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import pandas as pd
 
 from layers.registry import default_catalog
 from layers.synthetic.delivery import deliver, load_delivery_plan
@@ -75,7 +74,8 @@ class _Tally:
     """Pass chunks through while counting rows, line length and attribute sums.
 
     For layers in ``truth``, also keep the clean features in lon/lat (before the delivery
-    adds its defects and changes of CRS), for the case stream and the tests.
+    adds its defects and changes of CRS), for the case stream and the tests: a folder
+    ``truth/<code>.parquet`` of part files that GeoPandas/Arrow read as one table.
     """
 
     def __init__(
@@ -89,12 +89,12 @@ class _Tally:
         self._plan = plan
         self._lines = lines
         self._truth = truth
-        self._kept: list[gpd.GeoDataFrame] = []
         self.rows = 0
         self.length_m = 0.0
         self.totals = dict.fromkeys(plan.target_totals, 0.0)
 
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
+        part = 0
         for chunk in self._chunks:
             self.rows += len(chunk)
             if self._lines and len(chunk):
@@ -103,15 +103,13 @@ class _Tally:
                 if name in chunk.columns:
                     self.totals[name] += float(chunk[name].fillna(0).sum())
             if self._truth is not None and len(chunk):
-                self._kept.append(chunk.to_crs(f"EPSG:{LONLAT_EPSG}"))
+                # one part file per chunk: memory stays that of one chunk at any scale
+                self._truth.mkdir(parents=True, exist_ok=True)
+                chunk.to_crs(f"EPSG:{LONLAT_EPSG}").to_parquet(
+                    self._truth / f"part-{part:05d}.parquet", index=False
+                )
+                part += 1
             yield chunk
-        if self._truth is not None and self._kept:
-            self._truth.parent.mkdir(parents=True, exist_ok=True)
-            frame = gpd.GeoDataFrame(
-                pd.concat(self._kept, ignore_index=True), crs=f"EPSG:{LONLAT_EPSG}"
-            )
-            frame.to_parquet(self._truth, index=False)
-            self._kept.clear()
 
 
 def _clear(out_dir: Path) -> None:
