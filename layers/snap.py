@@ -20,11 +20,12 @@ prefixes (9 and 6 digits) of the village code.
 from __future__ import annotations
 
 import math
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, Row, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 
 from schemas.catalog import Catalog, LayerRole
@@ -33,6 +34,9 @@ from schemas.geodesy import STORAGE_EPSG, metres_to_degrees_hint
 from schemas.tables import LAYER_SCHEMA
 
 DEFAULT_TOLERANCE_M: Final = 200.0
+# Above this many points a batch is snapped with the cells driving the join (measured on the
+# full-scale grid: equal at ~50 points, 1.6x faster at 200, 2.6x at 3,000).
+POLYGON_DRIVEN_MIN: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,21 +67,25 @@ class SnapResult:
         return self.distance_m == 0.0
 
 
-def _sql(catalog: Catalog) -> str:
-    """Return the set-based snapping statement for the catalog's grid and village layers."""
+def _tables(catalog: Catalog) -> tuple[str, str]:
     grid = f'{LAYER_SCHEMA}."{catalog.by_role(LayerRole.grid_cell).table_name}"'
     village = f'{LAYER_SCHEMA}."{catalog.by_role(LayerRole.village).table_name}"'
+    return grid, village
+
+
+def _nearest(catalog: Catalog, pts: str) -> str:
+    """Return the per-point lookup (nearest cell, else village, within ``:deg``) of ``pts``.
+
+    ``pts`` is a query of ``(i, g)`` rows; one LATERAL index lookup per point.
+    """
+    grid, village = _tables(catalog)
     return f"""
-    WITH pts AS (
-        SELECT t.i, ST_SetSRID(ST_MakePoint(t.x, t.y), :srid) AS g
-        FROM unnest(:xs, :ys) WITH ORDINALITY AS t(x, y, i)
-    )
     SELECT p.i, coalesce(gc.code, vc.code) IS NOT NULL AS hit,
            gc.code AS grid_code, gc.name AS grid_name,
            coalesce(gc.village_code, vc.code) AS village_code,
            coalesce(gc.dist, vc.dist) AS dist,
            coalesce(gc.edge, vc.edge) AS edge
-    FROM pts p
+    FROM ({pts}) p
     LEFT JOIN LATERAL (
         SELECT c.code, c.name, c.village_code, m.dist,
                m.dist = 0 AND ST_Intersects(ST_Boundary(c.geom), p.g) AS edge
@@ -102,7 +110,43 @@ def _sql(catalog: Catalog) -> str:
         ORDER BY m.dist, v.code
         LIMIT 1
     ) vc ON true
-    ORDER BY p.i
+    """
+
+
+def _sql(catalog: Catalog) -> str:
+    """Return the per-point snapping statement over the bound ``:xs``/``:ys`` arrays."""
+    pts = """
+        SELECT t.i, ST_SetSRID(ST_MakePoint(t.x, t.y), :srid) AS g
+        FROM unnest(:xs, :ys) WITH ORDINALITY AS t(x, y, i)"""
+    return _nearest(catalog, pts) + " ORDER BY p.i"
+
+
+def _polygon_sql(catalog: Catalog, table: str) -> str:
+    """Return the polygon-driven snapping statement over the points in temp ``table``.
+
+    Each cell is tested against the points through their GiST index (PostGIS prepares the
+    cell once); a point on a shared edge goes to the smallest code. Only the points outside
+    every cell take the per-point nearest-within-tolerance lookup.
+    """
+    grid, _ = _tables(catalog)
+    inside = f"""
+        SELECT DISTINCT ON (s.i) s.i, c.code, c.name, c.village_code, s.edge
+        FROM {grid} c
+        CROSS JOIN LATERAL (
+            SELECT t.i, NOT ST_ContainsProperly(c.geom, t.g) AS edge
+            FROM {table} t WHERE ST_Intersects(c.geom, t.g)
+        ) s
+        ORDER BY s.i, c.code"""
+    rest = (
+        f"SELECT t.i, t.g FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM inside n WHERE n.i = t.i)"
+    )
+    return f"""
+    WITH inside AS MATERIALIZED ({inside})
+    SELECT n.i, true AS hit, n.code AS grid_code, n.name AS grid_name, n.village_code,
+           0.0::float8 AS dist, n.edge
+    FROM inside n
+    UNION ALL ({_nearest(catalog, rest)})
+    ORDER BY i
     """
 
 
@@ -135,25 +179,72 @@ def snap_many(
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     srid: int = STORAGE_EPSG,
 ) -> list[SnapResult | None]:
-    """Snap lon/lat points (storage CRS) in one statement; None where outside the district."""
+    """Snap lon/lat points (storage CRS); None where outside the district.
+
+    Batches above ``POLYGON_DRIVEN_MIN`` points go through a temporary table and the
+    polygon-driven join (:func:`_polygon_sql`); smaller ones take one lookup per point.
+    """
     _check(points, tolerance_m)
     if not points:
         return []
     worst_lat = max(abs(lat) for _, lat in points)
     deg = metres_to_degrees_hint(max(tolerance_m, 0.01), worst_lat)
+    xs = [float(p[0]) for p in points]
+    ys = [float(p[1]) for p in points]
+    if len(points) > POLYGON_DRIVEN_MIN and _temp_tables_allowed(conn):
+        rows = _polygon_rows(conn, catalog, xs, ys, srid=srid, deg=deg)
+    else:
+        rows = _point_rows(conn, catalog, xs, ys, srid=srid, deg=deg)
+    return _results(conn, rows, tolerance_m)
+
+
+def _temp_tables_allowed(conn: Connection) -> bool:
+    """Return whether a temp table can live for the transaction (not autocommit, not read-only).
+
+    In autocommit mode ``ON COMMIT DROP`` would drop the table at once; a read-only transaction
+    (or a hot standby) refuses ``CREATE``.
+    """
+    if getattr(conn.connection.dbapi_connection, "autocommit", False):
+        return False
+    return conn.execute(text("SHOW transaction_read_only")).scalar_one() == "off"
+
+
+def _point_rows(
+    conn: Connection, catalog: Catalog, xs: list[float], ys: list[float], *, srid: int, deg: float
+) -> Sequence[Row[Any]]:
+    """Return the snapping rows of the points, one LATERAL lookup per point."""
     stmt = text(_sql(catalog)).bindparams(
         bindparam("xs", type_=ARRAY(DOUBLE_PRECISION)),
         bindparam("ys", type_=ARRAY(DOUBLE_PRECISION)),
     )
-    rows = conn.execute(
-        stmt,
-        {
-            "xs": [float(p[0]) for p in points],
-            "ys": [float(p[1]) for p in points],
-            "srid": srid,
-            "deg": deg,
-        },
-    ).all()
+    return conn.execute(stmt, {"xs": xs, "ys": ys, "srid": srid, "deg": deg}).all()
+
+
+def _polygon_rows(
+    conn: Connection, catalog: Catalog, xs: list[float], ys: list[float], *, srid: int, deg: float
+) -> Sequence[Row[Any]]:
+    """Return the snapping rows of the points, the cells driving the join (large batches)."""
+    table = f"snap_pts_{secrets.token_hex(4)}"
+    conn.execute(text(f"CREATE TEMP TABLE {table} (i bigint, g geometry) ON COMMIT DROP"))
+    fill = text(
+        f"INSERT INTO {table} (i, g) SELECT t.i, ST_SetSRID(ST_MakePoint(t.x, t.y), :srid) "
+        "FROM unnest(:xs, :ys) WITH ORDINALITY AS t(x, y, i)"
+    ).bindparams(
+        bindparam("xs", type_=ARRAY(DOUBLE_PRECISION)),
+        bindparam("ys", type_=ARRAY(DOUBLE_PRECISION)),
+    )
+    conn.execute(fill, {"xs": xs, "ys": ys, "srid": srid})
+    conn.execute(text(f"CREATE INDEX ON {table} USING gist (g)"))
+    conn.execute(text(f"ANALYZE {table}"))
+    rows = conn.execute(text(_polygon_sql(catalog, table)), {"deg": deg}).all()
+    conn.execute(text(f"DROP TABLE {table}"))
+    return rows
+
+
+def _results(
+    conn: Connection, rows: Sequence[Row[Any]], tolerance_m: float
+) -> list[SnapResult | None]:
+    """Turn the snapping rows (ordered as the points) into results, with division names."""
     codes: set[str] = set()
     for row in rows:
         if row.hit and row.dist <= tolerance_m:

@@ -7,8 +7,10 @@ import pyproj
 import pytest
 import shapely
 from shapely.geometry import Point
+from sqlalchemy import text
 
-from layers.snap import snap, snap_many
+import layers.snap as snap_module
+from layers.snap import SnapResult, snap, snap_many
 from schemas.errors import InvalidInput
 
 GEOD = pyproj.Geod(ellps="GRS80")
@@ -31,6 +33,7 @@ def test_random_points_match_shapely_point_in_polygon(db, catalog, district):
         assert result is not None
         assert result.grid_code == expected_cell(district, x, y)
         assert result.distance_m == 0.0
+        assert result.grid_code is not None
         assert result.village_code == result.grid_code[:12]
         assert result.town_code == result.grid_code[:9]
         assert result.district_code == "440114"
@@ -96,8 +99,8 @@ def _outward(lon: float, lat: float, azimuth: float, metres: float) -> tuple[flo
     ],
 )
 def test_outside_within_tolerance_goes_to_the_nearest_cell(db, catalog, edge, azimuth, cell):
-    lon, lat = _outward(*edge, azimuth, 100.0)
-    far = _outward(*edge, azimuth, 300.0)
+    lon, lat = _outward(edge[0], edge[1], azimuth, 100.0)
+    far = _outward(edge[0], edge[1], azimuth, 300.0)
     with db.connect() as conn:
         near = snap(conn, catalog, lon, lat)
         assert near.grid_code == cell
@@ -120,7 +123,7 @@ def test_batch_equals_one_by_one_and_keeps_order(db, catalog):
     ]
     with db.connect() as conn:
         batch = snap_many(conn, catalog, points)
-        single = []
+        single: list[SnapResult | None] = []
         for p in points:
             try:
                 single.append(snap(conn, catalog, *p))
@@ -144,3 +147,50 @@ def test_shapely_reference_agrees_on_cell_interiors(district):
     for code, polygon in district.cells.items():
         centre = shapely.centroid(polygon)
         assert expected_cell(district, centre.x, centre.y) == code
+
+
+def test_large_batches_match_the_per_point_path_and_shapely(db, catalog, district, monkeypatch):
+    # Above POLYGON_DRIVEN_MIN the cells drive the join through a temp table: same results as
+    # the per-point lookup, incl. edges, corners, points just outside and far away.
+    rng = np.random.default_rng(23)
+    inside = np.column_stack(
+        [rng.uniform(113.2, 113.23, 1200).round(7), rng.uniform(23.40, 23.42, 1200).round(7)]
+    )
+    edges = [(113.21, 23.415), (113.22, 23.415), (113.205, 23.41), (113.21, 23.41)]
+    edges += [(x, 23.42) for x in np.linspace(113.2, 113.23, 7).round(4)]  # outer edge
+    around = np.column_stack(
+        [rng.uniform(113.19, 113.24, 300).round(7), rng.uniform(23.39, 23.43, 300).round(7)]
+    )
+    points = [tuple(p) for p in inside.tolist()] + edges + [tuple(p) for p in around.tolist()]
+    points += [(113.25, 23.5), (113.0, 23.0)]
+    rng.shuffle(points)
+    assert len(points) > snap_module.POLYGON_DRIVEN_MIN
+    with db.connect() as conn:
+        fast = snap_many(conn, catalog, points)
+        monkeypatch.setattr(snap_module, "POLYGON_DRIVEN_MIN", len(points))
+        slow = snap_many(conn, catalog, points)
+        # A second large batch in the same transaction (temp table names do not clash).
+        monkeypatch.setattr(snap_module, "POLYGON_DRIVEN_MIN", 0)
+        again = snap_many(conn, catalog, points[:10])
+    assert fast == slow
+    assert again == slow[:10]
+    assert sum(r is None for r in fast) >= 2 and sum(
+        r is not None and r.distance_m > 0 for r in fast
+    )
+    assert sum(r is not None and r.on_boundary for r in fast) >= len(edges)
+    for (x, y), result in zip(points, fast, strict=True):
+        cell = expected_cell(district, x, y)
+        if cell is not None:
+            assert result is not None and result.grid_code == cell and result.distance_m == 0.0
+        else:
+            assert result is None or result.distance_m > 0.0
+
+
+def test_a_read_only_transaction_takes_the_per_point_path(db, catalog, monkeypatch):
+    monkeypatch.setattr(snap_module, "POLYGON_DRIVEN_MIN", 0)
+    points = [(113.2051, 23.4149), (113.21, 23.415), (113.25, 23.5)]
+    with db.connect() as conn:
+        expected = snap_many(conn, catalog, points)
+        conn.rollback()
+        conn.execute(text("SET TRANSACTION READ ONLY"))
+        assert snap_many(conn, catalog, points) == expected
