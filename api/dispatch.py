@@ -22,6 +22,7 @@ from cases.accept import DistrictArea
 from cases.escalation import FileSender
 from cases.rules import WorkingCalendar, load_calendar
 from cases.scheduler import EscalationScheduler
+from cases.store import CaseScope
 from schemas.settings import Settings
 
 #: Who acts when a request names nobody (authentication comes with the security work).
@@ -78,7 +79,24 @@ def get_actor(
     return actor[:MAX_ACTOR] or ANONYMOUS
 
 
+def get_scope(request: Request) -> CaseScope | None:
+    """Return the cases the caller may see and act on.
+
+    A dispatcher's towns, a department handler's department; None (every case) for the other
+    roles and when authentication is off (no principal, or the unrestricted one).
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        return None
+    towns = principal.town_scope
+    department = principal.department_scope
+    if towns is None and department is None:
+        return None
+    return CaseScope(towns=None if towns is None else tuple(towns), department=department)
+
+
 NowDep = Annotated[datetime, Depends(get_now)]
+ScopeDep = Annotated[CaseScope | None, Depends(get_scope)]
 CalendarDep = Annotated[WorkingCalendar, Depends(get_calendar)]
 AreaDep = Annotated[DistrictArea, Depends(get_area)]
 ActorDep = Annotated[str, Depends(get_actor)]

@@ -90,12 +90,24 @@ def call_department(
 
 
 def respond_call(
-    conn: Connection, call_id: int, *, who: str, now: datetime, response: str
+    conn: Connection,
+    call_id: int,
+    *,
+    who: str,
+    now: datetime,
+    response: str,
+    department: str | None = None,
 ) -> DepartmentCall:
-    """Record a department's response to a call (once); return the call."""
+    """Record a department's response to a call (once); return the call.
+
+    ``department``: the responder's department (a department handler's scope); a call addressed
+    to another department is NotFound, as one that does not exist.
+    """
     if not response or not response.strip():
         raise InvalidInput("a response needs its content")
     call = _call(conn, call_id, lock=True)
+    if department is not None and call.department != department:
+        raise NotFound(f"no department call {call_id}")
     if call.responded_at is not None:
         raise Conflict(f"call {call_id} was answered at {call.responded_at.isoformat()}")
     conn.execute(

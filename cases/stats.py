@@ -19,6 +19,7 @@ from typing import Final
 from sqlalchemy import Connection, text
 
 from cases.models import RUNNING
+from cases.store import CaseScope
 from schemas.errors import InvalidInput
 
 #: Dimension -> (key expression, label aggregate) over the cases table; identifiers are fixed.
@@ -59,8 +60,12 @@ def case_stats(
     now: datetime,
     period: str = "month",
     timezone: str = "Asia/Shanghai",
+    scope: CaseScope | None = None,
 ) -> list[StatRow]:
-    """Return the statistics of cases received in [start, end), one row per group."""
+    """Return the statistics of cases received in [start, end), one row per group.
+
+    Only the cases in ``scope`` (the caller's towns or department) count; None counts all.
+    """
     if by == "period":
         if period not in PERIODS:
             raise InvalidInput(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
@@ -72,6 +77,14 @@ def case_stats(
         raise InvalidInput(f"by must be one of {', '.join([*DIMENSIONS, 'period'])}, not {by!r}")
     if end <= start:
         raise InvalidInput("end must be after start")
+    scoped = ""
+    params: dict[str, object] = {}
+    if scope is not None and scope.towns is not None:
+        scoped += " AND town_code = ANY(:scope_towns)"
+        params["scope_towns"] = list(scope.towns)
+    if scope is not None and scope.department is not None:
+        scoped += " AND (department = :scope_department OR responsible_unit = :scope_department)"
+        params["scope_department"] = scope.department
     rows = conn.execute(
         text(f"""
         SELECT {key} AS key, {label} AS label,
@@ -86,7 +99,7 @@ def case_stats(
                    ORDER BY extract(epoch FROM closed_at - received_at) / 3600.0
                ) FILTER (WHERE status = 'closed' AND closed_at IS NOT NULL) AS median_hours
         FROM cases
-        WHERE status <> 'merged' AND received_at >= :start AND received_at < :end
+        WHERE status <> 'merged' AND received_at >= :start AND received_at < :end{scoped}
         GROUP BY 1
         ORDER BY 1 NULLS LAST
         """),
@@ -96,6 +109,7 @@ def case_stats(
             "now": now,
             "tz": timezone,
             "running": sorted(s.value for s in RUNNING),
+            **params,
         },
     ).all()
     return [

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, false, func, or_, select
 from sqlalchemy.engine import Row
 
 from cases.models import Case, CaseEvent, DepartmentCall, Escalation, Status
@@ -16,6 +17,38 @@ from schemas.tables import case_events, cases, department_calls, escalations
 SYSTEM_ACTOR = "system"
 
 _COLUMNS = [c for c in cases.c if c.name != "geom"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseScope:
+    """Which cases a caller may see and act on (None = not limited that way).
+
+    ``towns``: a dispatcher's towns (an empty tuple sees nothing); ``department``: a department
+    handler's department, matched against the rule's department or the responsible unit.
+    Supervisors, admins and callers of an app without authentication have no scope (None).
+    """
+
+    towns: tuple[str, ...] | None = None
+    department: str | None = None
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        """Return the WHERE conditions on ``cases`` that keep only the cases in scope."""
+        where: list[ColumnElement[bool]] = []
+        if self.towns is not None:
+            where.append(cases.c.town_code.in_(self.towns) if self.towns else false())
+        if self.department is not None:
+            where.append(
+                or_(
+                    cases.c.department == self.department,
+                    cases.c.responsible_unit == self.department,
+                )
+            )
+        return where
+
+
+def scope_conditions(scope: CaseScope | None) -> list[ColumnElement[bool]]:
+    """Return the conditions of a scope (none for no scope)."""
+    return [] if scope is None else scope.conditions()
 
 
 def case_select() -> Select[Any]:
@@ -34,15 +67,26 @@ def case_from_row(row: Row[Any] | Mapping[str, Any]) -> Case:
     return Case.model_validate(data)
 
 
-def fetch_case(conn: Connection, case_id: int, *, lock: bool = False) -> Case:
-    """Return a case (locking its row for the transaction when ``lock``); NotFound if absent."""
-    stmt = case_select().where(cases.c.id == case_id)
+def fetch_case(
+    conn: Connection, case_id: int, *, lock: bool = False, scope: CaseScope | None = None
+) -> Case:
+    """Return a case (locking its row for the transaction when ``lock``); NotFound if absent.
+
+    A case outside ``scope`` is NotFound too, with the same message: its existence is not told.
+    """
+    stmt = case_select().where(cases.c.id == case_id, *scope_conditions(scope))
     if lock:
         stmt = stmt.with_for_update(of=cases)
     row = conn.execute(stmt).first()
     if row is None:
         raise NotFound(f"no case {case_id}")
     return case_from_row(row)
+
+
+def ensure_in_scope(conn: Connection, case_id: int, scope: CaseScope | None) -> None:
+    """Raise NotFound unless the case exists and is in ``scope`` (no scope: no check)."""
+    if scope is not None:
+        fetch_case(conn, case_id, scope=scope)
 
 
 def find_by_source(conn: Connection, system: str, source_id: str) -> Case | None:

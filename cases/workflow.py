@@ -33,7 +33,14 @@ from cases.calendar import add_deadline
 from cases.models import OPEN, STEP, Case, Status
 from cases.routing import current_rules, item_of, rules_version
 from cases.rules import WorkingCalendar
-from cases.store import add_event, case_from_row, case_select, fetch_case
+from cases.store import (
+    CaseScope,
+    add_event,
+    case_from_row,
+    case_select,
+    fetch_case,
+    scope_conditions,
+)
 from schemas.errors import Conflict, InvalidInput, NotFound
 from schemas.tables import cases
 
@@ -147,8 +154,11 @@ def apply(
     note: str | None = None,
     unit: str | None = None,
     calendar: WorkingCalendar | None = None,
+    scope: CaseScope | None = None,
 ) -> Case:
     """Apply an action to a case under a row lock and audit it; return the updated case.
+
+    A case outside ``scope`` (the caller's towns or department) is NotFound.
 
     ``unit`` names the unit for ``dispatch`` (default: the routed one) and ``reassign``;
     ``calendar`` is needed by ``reopen`` (a new deadline from ``now``). ``merge`` has its own
@@ -158,7 +168,7 @@ def apply(
         raise InvalidInput("merge needs the case to merge into: use cases.workflow.merge")
     if not who or not who.strip():
         raise InvalidInput("every transition needs who does it")
-    case = fetch_case(conn, case_id, lock=True)
+    case = fetch_case(conn, case_id, lock=True, scope=scope)
     target = target_of(case.status, action)
     act = Action(action)
     if act in NOTE_REQUIRED and not (note and note.strip()):
@@ -242,9 +252,18 @@ def reopen(
 
 
 def merge(
-    conn: Connection, case_id: int, into: int, *, who: str, now: datetime, note: str | None = None
+    conn: Connection,
+    case_id: int,
+    into: int,
+    *,
+    who: str,
+    now: datetime,
+    note: str | None = None,
+    scope: CaseScope | None = None,
 ) -> tuple[Case, Case]:
     """Fold a duplicate into an open case; return (merged case, the case it went into).
+
+    Both cases must be in ``scope``; one outside it is NotFound.
 
     The kept case's reporters grow by the merged case's reporters (each tagged with the case it
     came from), duplicates that pointed at the merged case now point at the kept one, and the
@@ -256,7 +275,7 @@ def merge(
         raise InvalidInput("every transition needs who does it")
     rows = conn.execute(
         case_select()
-        .where(cases.c.id.in_([case_id, into]))
+        .where(cases.c.id.in_([case_id, into]), *scope_conditions(scope))
         .order_by(cases.c.id)
         .with_for_update(of=cases)
     ).all()

@@ -41,12 +41,16 @@ def _unknown(code: str) -> NotFound:
     return NotFound(f"no collection {shown!r}; GET /collections lists them")
 
 
-def served_layer(catalog: Catalog, code: str) -> Layer:
-    """Return a served vector layer; raise NotFound for unknown, restricted or raster codes."""
+def served_layer(catalog: Catalog, code: str, *, restricted: bool = False) -> Layer:
+    """Return a served vector layer; raise NotFound for unknown, restricted or raster codes.
+
+    ``restricted``: the caller was let through to a restricted layer by the policy (the
+    OGC feature routes only); such a layer is served to it like the others.
+    """
     if not catalog.has_layer(code):
         raise _unknown(code)
     layer = catalog.layer(code)
-    if layer.is_raster or not is_served(layer):
+    if layer.is_raster or not (is_served(layer) or restricted):
         raise _unknown(code)
     return layer
 
@@ -72,9 +76,9 @@ def layer_codes(catalog: Catalog, codes: list[str]) -> list[Layer]:
     return list(seen.values())
 
 
-def table_for(catalog: Catalog, code: str, *, srid: int) -> Table:
+def table_for(catalog: Catalog, code: str, *, srid: int, restricted: bool = False) -> Table:
     """Return the SQLAlchemy table of a served layer (declared once per catalog and SRID)."""
-    layer = served_layer(catalog, code)
+    layer = served_layer(catalog, code, restricted=restricted)
     key = (id(catalog), srid)
     with _TABLES_LOCK:
         entry = _TABLES.get(key)

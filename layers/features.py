@@ -18,6 +18,7 @@ transforms (4547, 3857) and swaps; bbox-crs and filter-crs coordinates follow th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -44,6 +45,7 @@ from sqlalchemy.exc import DataError
 from layers.access import OutputCrs, north_first, output_crs, served_layer, table_for
 from layers.cql import filter_clause, parse_filter
 from layers.live import LiveLayers
+from layers.masking import mask_properties
 from schemas.catalog import AttributeType, Catalog, Layer
 from schemas.errors import InvalidInput, NotFound
 from schemas.geodesy import OUTPUT_CRS_URIS, parse_crs
@@ -330,6 +332,29 @@ def _run(conn: Connection, statement: Select[Any]) -> Any:
         raise InvalidInput(f"the filter cannot be evaluated: {diag or 'invalid value'}") from None
 
 
+def without_personal(layer: Layer) -> Layer:
+    """Return the layer as a masked reader may query it: its personal attributes left out.
+
+    Filtering or sorting on a masked field would tell its values (``person_name LIKE '张三%'``),
+    so for such a reader they are not queryable and not sortable: naming one is a 400.
+    """
+    if not layer.personal_fields:
+        return layer
+    kept = [a for a in layer.attributes if not a.personal]
+    return layer.model_copy(update={"attributes": kept})
+
+
+def masked_features(layer: Layer, features: str) -> str:
+    """Return comma-joined GeoJSON Feature texts with the layer's personal fields masked."""
+    if not features or not layer.personal_fields:
+        return features
+    parsed = json.loads(f"[{features}]")
+    for feature in parsed:
+        feature["properties"] = mask_properties(layer, feature.get("properties") or {})
+    text = json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+    return text[1:-1]
+
+
 def items(
     conn: Connection,
     *,
@@ -338,16 +363,26 @@ def items(
     code: str,
     query: ItemsQuery,
     storage_epsg: int,
+    restricted: bool = False,
+    mask: bool = False,
 ) -> ItemsPage:
-    """Return one page of a served layer's features matching ``query``."""
-    layer = served_layer(catalog, code)
+    """Return one page of a served layer's features matching ``query``.
+
+    ``restricted``: restricted layers are served too (the policy let the caller through);
+    ``mask``: personal fields are masked and may not be filtered or sorted on.
+    """
+    layer = served_layer(catalog, code, restricted=restricted)
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be within 1..{MAX_LIMIT}")
     if not 0 <= query.offset <= MAX_OFFSET:
         raise InvalidInput(f"offset must be within 0..{MAX_OFFSET}")
-    table = table_for(catalog, code, srid=storage_epsg)
+    table = table_for(catalog, code, srid=storage_epsg, restricted=restricted)
     out = output_crs(query.crs, storage_epsg=storage_epsg)
-    conds = _conditions(layer, table, query, storage_epsg)
+    queried = without_personal(layer) if mask else layer
+    if mask:
+        for name, _ in query.sortby:
+            _names(queried, [name], "sortby")
+    conds = _conditions(queried, table, query, storage_epsg)
     key = (code, live.clock.get(code), query.conditions_key)
     known = live.counts.get(key) if conds else None
     row = _run(conn, _page_statement(layer, table, query, conds, out, with_count=known is None))
@@ -361,8 +396,9 @@ def items(
         if conds:
             live.counts.put((code, version, query.conditions_key), known)
     live.clock.note(code, version)
+    features = str(row.features)
     return ItemsPage(
-        features=str(row.features),
+        features=masked_features(layer, features) if mask else features,
         returned=int(row.returned),
         matched=known,
         version=version,
@@ -380,10 +416,15 @@ def item(
     crs: str | None,
     properties: Sequence[str] | None,
     storage_epsg: int,
+    restricted: bool = False,
+    mask: bool = False,
 ) -> tuple[str, OutputCrs]:
-    """Return one feature as GeoJSON text and its CRS; raise NotFound."""
-    layer = served_layer(catalog, code)
-    table = table_for(catalog, code, srid=storage_epsg)
+    """Return one feature as GeoJSON text and its CRS; raise NotFound.
+
+    ``restricted`` and ``mask`` as for :func:`items`.
+    """
+    layer = served_layer(catalog, code, restricted=restricted)
+    table = table_for(catalog, code, srid=storage_epsg, restricted=restricted)
     out = output_crs(crs, storage_epsg=storage_epsg)
     props = _names(layer, properties, "property")
     if not fid.isascii() or not fid.isdigit() or len(fid) > 18:
@@ -396,7 +437,7 @@ def item(
     found = conn.execute(select(text).where(table.c.fid == int(fid))).scalar()
     if found is None:
         raise NotFound(f"no feature {fid} in {code}")
-    return str(found), out
+    return (masked_features(layer, str(found)) if mask else str(found)), out
 
 
 def _iso(value: Any) -> ColumnElement[str]:

@@ -138,6 +138,8 @@ class Assets:
         self.sibiao_js = static_url("sibiao", "sibiao.js")
         self.layer_js = static_url("sibiao", "layer.js")
         self.upload_js = static_url("sibiao", "upload.js")
+        self.dispatch_js = static_url("sibiao", "dispatch.js")
+        self.planner_js = static_url("sibiao", "planner.js")
 
 
 @functools.cache

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
 
+from cases.queries import CaseFilter, case_points
 from ingest.jobs import batch_status, layer_loads
 from ingest.rejects import rejects_geojson, report_csv
 from ingest.versions import layer_history
@@ -25,11 +26,13 @@ from layers.access import served_layer
 from layers.collections import collection_info
 from layers.features import ItemsQuery, extents, items
 from layers.live import LiveLayers
-from maps import pages
+from layers.nearby import coverage, nearest
+from maps import operations, pages
 from maps.assets import STATIC_PREFIX, assets, media_type, resolve
 from maps.basemap import platform_layers
 from schemas.catalog import Catalog
 from schemas.errors import InvalidInput
+from schemas.geodesy import CRS84, parse_crs, to_storage
 from schemas.settings import Settings
 
 _SCRIPT: Final = re.compile(
@@ -229,4 +232,167 @@ def layer_page(
         **rejects,
     }
     page = pages.layer_page(catalog, settings, code, load_id=load_id, embedded=embedded)
+    return inline(page)
+
+
+def dispatch_page(
+    *,
+    engine: Engine,
+    settings: Settings,
+    catalog: Catalog,
+    filters: CaseFilter | None = None,
+    now: datetime | None = None,
+    max_cases: int = MAX_FEATURES,
+    base_features: int = BASE_FEATURES,
+) -> str:
+    """Return a self-contained dispatcher's map: the cases (as at ``now``), grid, base layers.
+
+    The page filters its embedded cases itself; "overdue" is as at the export, and a case card
+    shows the case's list fields (no timeline).
+    """
+    if not 1 <= max_cases <= 10_000 or not 1 <= base_features <= 10_000:
+        raise InvalidInput("max_cases and base_features must be within 1..10000")
+    moment = now or datetime.now(UTC)
+    live = LiveLayers(engine)
+    epsg = settings.storage_epsg
+    around = _grown(settings.district_extent, 0.05)
+    with engine.connect() as conn:
+        found = case_points(conn, filters, now=moment, limit=max_cases, srid=epsg)
+
+        def layer(code: str, label: str | None) -> dict[str, Any]:
+            query = ItemsQuery(
+                limit=base_features, bbox=around, properties=(label,) if label else None
+            )
+            return _collection(
+                conn, catalog=catalog, live=live, code=code, query=query, storage_epsg=epsg
+            )
+
+        base = {
+            lyr.code: layer(lyr.code, lyr.style.label_field) for lyr in platform_layers(catalog)
+        }
+        overlays = {}
+        for code in operations.DISPATCH_OVERLAYS:
+            if catalog.has_layer(code) and code not in base:
+                overlays[code] = layer(code, catalog.layer(code).style.label_field)
+            elif code in base:
+                overlays[code] = base[code]
+    points = {
+        "type": "FeatureCollection",
+        "numberMatched": found.total,
+        "features": [
+            {
+                "type": "Feature",
+                "id": p.id,
+                "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+                "properties": {
+                    "status": p.status,
+                    "item_code": p.item_code,
+                    "category": p.category,
+                    "overdue": p.overdue,
+                    "duplicate_of": p.duplicate_of,
+                    "town_code": p.town_code,
+                    "received_at": p.received_at.isoformat(),
+                },
+            }
+            for p in found.items
+        ],
+    }
+    embedded = {
+        "points": points,
+        "overlays": overlays,
+        "base": base,
+        "exportedAt": moment.isoformat(timespec="seconds"),
+    }
+    return inline(operations.dispatch_page(catalog, settings, embedded=embedded))
+
+
+def planner_page(
+    *,
+    engine: Engine,
+    settings: Settings,
+    catalog: Catalog,
+    lon: float,
+    lat: float,
+    crs: str | None = None,
+    layers: str | None = None,
+    coverage_layer: str | None = None,
+    max_distance_m: float = 1000.0,
+    base_features: int = BASE_FEATURES,
+) -> str:
+    """Return a self-contained planner's map of one incident: nearest features, coverage gaps.
+
+    Raster values are not embedded (the page says so); the point cannot be moved.
+    """
+    if not 1 <= base_features <= 10_000:
+        raise InvalidInput("base_features must be within 1..10000")
+    epsg = settings.storage_epsg
+    sx, sy = to_storage(lon, lat, CRS84 if crs is None else parse_crs(crs), epsg)
+    slon, slat = float(sx), float(sy)
+    specs = operations.planner_layers(catalog, layers)
+    config_k = 3
+    live = LiveLayers(engine)
+    around = (slon - 0.03, slat - 0.03, slon + 0.03, slat + 0.03)
+    with engine.connect() as conn:
+        found = nearest(
+            conn,
+            catalog=catalog,
+            lon=slon,
+            lat=slat,
+            layers=[s["code"] for s in specs],
+            k=config_k,
+            storage_epsg=epsg,
+        )
+        gaps = None
+        if coverage_layer:
+            result = coverage(
+                conn,
+                catalog=catalog,
+                layer_code=coverage_layer,
+                max_distance_m=max_distance_m,
+                storage_epsg=epsg,
+            )
+            gaps = {
+                "type": "FeatureCollection",
+                "layer": result.layer,
+                "max_distance_m": result.max_distance_m,
+                "totals": {
+                    "cells": result.total_cells,
+                    "population": result.total_population,
+                    "uncovered_cells": len(result.cells),
+                    "uncovered_population": result.uncovered_population,
+                },
+                "features": result.cells,
+            }
+        base = {
+            lyr.code: _collection(
+                conn,
+                catalog=catalog,
+                live=live,
+                code=lyr.code,
+                query=ItemsQuery(
+                    limit=base_features,
+                    bbox=around,
+                    properties=(lyr.style.label_field,) if lyr.style.label_field else None,
+                ),
+                storage_epsg=epsg,
+            )
+            for lyr in platform_layers(catalog)
+        }
+    nearby = {
+        "point": {"lon": slon, "lat": slat, "crs": CRS84.uri},
+        "k": config_k,
+        "layers": {
+            code: {"type": "FeatureCollection", "features": [f.feature() for f in items]}
+            for code, items in found.items()
+        },
+    }
+    embedded = {
+        "nearby": nearby,
+        "coverage": gaps,
+        "base": base,
+        "exportedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    page = operations.planner_page(
+        catalog, settings, lon=slon, lat=slat, crs=None, layers=layers, embedded=embedded
+    )
     return inline(page)

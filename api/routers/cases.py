@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -21,16 +21,18 @@ from api.case_views import (
     MergeOut,
     case_out,
     detail_out,
+    local,
     localise,
 )
 from api.deps import CatalogDep, ConnectionDep, EngineDep
-from api.dispatch import ActorDep, AreaDep, CalendarDep, NowDep, check_values
+from api.dispatch import ActorDep, AreaDep, CalendarDep, NowDep, ScopeDep, check_values
 from cases import workflow
 from cases.calls import DEFAULT_RESPONSE, call_department, respond_call
 from cases.intake import locate_manually
 from cases.models import DepartmentCall, LocationIn
-from cases.queries import MAX_LIMIT, CaseFilter, get_case, list_cases
+from cases.queries import MAX_LIMIT, MAX_POINTS, CaseFilter, case_points, get_case, list_cases
 from cases.rules import Deadline
+from cases.store import ensure_in_scope
 from schemas.errors import InvalidInput
 from schemas.geodesy import parse_crs, to_storage
 
@@ -97,11 +99,9 @@ def _statuses(values: list[str] | None) -> list[str] | None:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-@router.get("/cases", response_model=CasePageOut, summary="List cases")
-def get_cases(
+def case_filter(
     request: Request,
-    conn: ConnectionDep,
-    now: NowDep,
+    scope: ScopeDep,
     status: Annotated[
         list[str] | None, Query(description="status; repeat or comma-separate for several")
     ] = None,
@@ -129,12 +129,10 @@ def get_cases(
         str | None, Query(max_length=200, description="minx,miny,maxx,maxy in crs")
     ] = None,
     crs: Annotated[str, Query(max_length=100, description="CRS of bbox")] = "EPSG:4490",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-) -> JSONResponse:
-    """Return one page of the cases matching every filter given, newest received first."""
+) -> CaseFilter:
+    """Return the filters of a case list from the query (shared by /cases and /cases/points)."""
     srid = request.app.state.settings.storage_epsg
-    filters = CaseFilter(
+    return CaseFilter(
         status=_statuses(status),
         town_code=town,
         village_code=village,
@@ -149,7 +147,24 @@ def get_cases(
         received_from=received_from,
         received_to=received_to,
         bbox=None if bbox is None else _storage_bbox(bbox, crs, srid),
+        scope=scope,
     )
+
+
+CaseFilterDep = Annotated[CaseFilter, Depends(case_filter)]
+
+
+@router.get("/cases", response_model=CasePageOut, summary="List cases")
+def get_cases(
+    request: Request,
+    conn: ConnectionDep,
+    now: NowDep,
+    filters: CaseFilterDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> JSONResponse:
+    """Return one page of the cases matching every filter given, newest received first."""
+    srid = request.app.state.settings.storage_epsg
     page = list_cases(conn, filters, now=now, limit=limit, offset=offset, srid=srid)
     links = [Link(rel="self", href=str(request.url))]
     if offset + limit < page.total:
@@ -168,12 +183,54 @@ def get_cases(
     return JSONResponse(body.model_dump(mode="json"))
 
 
+@router.get("/cases/points", summary="Located cases as compact GeoJSON points (for maps)")
+def get_case_points(
+    request: Request,
+    conn: ConnectionDep,
+    now: NowDep,
+    filters: CaseFilterDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_POINTS)] = 5000,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+) -> JSONResponse:
+    """Return a page of the located cases matching the filters: id, status, item, overdue."""
+    srid = request.app.state.settings.storage_epsg
+    page = case_points(conn, filters, now=now, limit=limit, offset=offset, srid=srid)
+    features = [
+        {
+            "type": "Feature",
+            "id": p.id,
+            "geometry": {"type": "Point", "coordinates": [p.lon, p.lat]},
+            "properties": {
+                "status": p.status,
+                "item_code": p.item_code,
+                "category": p.category,
+                "overdue": p.overdue,
+                "duplicate_of": p.duplicate_of,
+                "town_code": p.town_code,
+                "received_at": local(p.received_at).isoformat(),
+            },
+        }
+        for p in page.items
+    ]
+    return JSONResponse(
+        {
+            "type": "FeatureCollection",
+            "numberMatched": page.total,
+            "numberReturned": len(features),
+            "unlocated": page.unlocated,
+            "limit": page.limit,
+            "offset": page.offset,
+            "features": features,
+        }
+    )
+
+
 @router.get("/cases/{case_id}", response_model=CaseDetailOut, summary="A case and its timeline")
 def get_case_detail(
-    request: Request, case_id: CaseId, conn: ConnectionDep, now: NowDep
+    request: Request, case_id: CaseId, conn: ConnectionDep, now: NowDep, scope: ScopeDep
 ) -> JSONResponse:
     """Return a case with its events, department calls and escalations."""
-    detail = get_case(conn, case_id)
+    detail = get_case(conn, case_id, scope=scope)
     return JSONResponse(detail_out(request, detail, now).model_dump(mode="json"))
 
 
@@ -191,6 +248,7 @@ def post_transition(
     calendar: CalendarDep,
     actor: ActorDep,
     now: NowDep,
+    scope: ScopeDep,
 ) -> JSONResponse:
     """Apply dispatch, start, resolve, visit, close, return, reassign or reopen."""
     check_values(body.model_dump(), ["body"])
@@ -206,6 +264,7 @@ def post_transition(
             note=body.note or None,
             unit=body.unit or None,
             calendar=calendar,
+            scope=scope,
         )
     return JSONResponse(case_out(request, case, now).model_dump(mode="json"))
 
@@ -223,11 +282,14 @@ def post_merge(
     engine: EngineDep,
     actor: ActorDep,
     now: NowDep,
+    scope: ScopeDep,
 ) -> JSONResponse:
     """Merge this case into ``into``; return both."""
     check_values(body.model_dump(), ["body"])
     with engine.begin() as conn:
-        merged, kept = workflow.merge(conn, case_id, body.into, who=actor, now=now, note=body.note)
+        merged, kept = workflow.merge(
+            conn, case_id, body.into, who=actor, now=now, note=body.note, scope=scope
+        )
     out = MergeOut(merged=case_out(request, merged, now), into=case_out(request, kept, now))
     return JSONResponse(out.model_dump(mode="json"))
 
@@ -246,10 +308,12 @@ def post_location(
     area: AreaDep,
     actor: ActorDep,
     now: NowDep,
+    scope: ScopeDep,
 ) -> JSONResponse:
     """Set the case's point: snapped, attached to an asset, its units re-resolved."""
     area.check(body)
     with engine.begin() as conn:
+        ensure_in_scope(conn, case_id, scope)
         case = locate_manually(conn, catalog, case_id, body, who=actor, now=now, srid=area.srid)
     return JSONResponse(case_out(request, case, now).model_dump(mode="json"))
 
@@ -268,10 +332,12 @@ def post_call(
     calendar: CalendarDep,
     actor: ActorDep,
     now: NowDep,
+    scope: ScopeDep,
 ) -> JSONResponse:
     """Call a department on a dispatched or handling case; it must respond by the deadline."""
     check_values(body.model_dump(), ["body"])
     with engine.begin() as conn:
+        ensure_in_scope(conn, case_id, scope)
         call = call_department(
             conn,
             case_id,
@@ -295,10 +361,18 @@ def post_call(
     summary="A department responds to a call",
 )
 def post_call_response(
-    call_id: CallId, body: ResponseIn, engine: EngineDep, actor: ActorDep, now: NowDep
+    call_id: CallId,
+    body: ResponseIn,
+    engine: EngineDep,
+    actor: ActorDep,
+    now: NowDep,
+    scope: ScopeDep,
 ) -> JSONResponse:
-    """Record the department's response (once)."""
+    """Record the department's response (once); a handler answers its department's calls."""
     check_values(body.model_dump(), ["body"])
+    department = None if scope is None else scope.department
     with engine.begin() as conn:
-        call = respond_call(conn, call_id, who=actor, now=now, response=body.response)
+        call = respond_call(
+            conn, call_id, who=actor, now=now, response=body.response, department=department
+        )
     return JSONResponse(localise(call).model_dump(mode="json"))

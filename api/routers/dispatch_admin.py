@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from api.deps import CatalogDep, ConnectionDep, EngineDep
-from api.dispatch import ActorDep, NowDep, check_values, invalid
+from api.dispatch import ActorDep, NowDep, ScopeDep, check_values, invalid
 from cases.routing import current_rules, rules_version, update_rules
 from cases.rules import RoutingRules
 from cases.stats import case_stats
@@ -53,6 +53,7 @@ class StatsOut(BaseModel):
 def get_stats(
     conn: ConnectionDep,
     now: NowDep,
+    scope: ScopeDep,
     by: Annotated[
         str, Query(max_length=16, description="town, department, unit, category, item or period")
     ] = "town",
@@ -73,7 +74,7 @@ def get_stats(
         start = start or end - DEFAULT_SPAN
     except OverflowError:
         raise InvalidInput("from/to are out of range") from None
-    rows = case_stats(conn, by=by, start=start, end=end, now=now, period=period)
+    rows = case_stats(conn, by=by, start=start, end=end, now=now, period=period, scope=scope)
     out = StatsOut(
         by=by,
         period=period if by == "period" else None,

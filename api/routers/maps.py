@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.deps import CatalogDep, EngineDep, SettingsDep
 from ingest.jobs import batch_status
 from maps.assets import CACHE_CONTROL, media_type, resolve
+from maps.operations import dispatch_page, planner_page
 from maps.pages import index_page, layer_page, upload_page
 
 router = APIRouter(prefix="/maps", tags=["maps"], include_in_schema=False)
 PAGE_HEADERS: Final = {"Cache-Control": "no-cache"}
 LayerCode = Annotated[str, Path(description="layer code", max_length=64)]
+Text = Annotated[str | None, Query(max_length=100)]
 
 
 def _html(page: str) -> HTMLResponse:
@@ -66,3 +68,22 @@ def load(
     """Return the layer page of a load's layer, showing that load's report and rejected rows."""
     status = batch_status(engine, load_id)
     return _html(layer_page(catalog, settings, str(status["layer"]), load_id=load_id))
+
+
+@router.get("/dispatch", summary="The dispatcher's map of cases", response_class=HTMLResponse)
+def dispatch(catalog: CatalogDep, settings: SettingsDep) -> HTMLResponse:
+    """Return the dispatcher's map: cases by step, overdue ones marked, filters, case cards."""
+    return _html(dispatch_page(catalog, settings))
+
+
+@router.get("/planner", summary="The planner's map around an incident", response_class=HTMLResponse)
+def planner(
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    lon: Annotated[float | None, Query(ge=-1e8, le=1e8, description="incident x")] = None,
+    lat: Annotated[float | None, Query(ge=-1e8, le=1e8, description="incident y")] = None,
+    crs: Text = None,
+    layers: Annotated[str | None, Query(max_length=700, description="layer codes")] = None,
+) -> HTMLResponse:
+    """Return the planner's map: nearest facilities, rings, raster values, coverage gaps."""
+    return _html(planner_page(catalog, settings, lon=lon, lat=lat, crs=crs, layers=layers))

@@ -23,6 +23,7 @@ from api.params import (
 from layers.access import served_layer, served_layers
 from layers.collections import collection_info, queryables
 from layers.features import ItemsPage, ItemsQuery, extents, item, items
+from layers.masking import MASKED_ROLES, UNMASKED_ROLES, masks_personal
 from schemas.errors import InvalidInput
 
 router = APIRouter(tags=["OGC API - Features"])
@@ -171,6 +172,24 @@ def collection_queryables(
     return json_response(queryables(layer, self_url=self_url), media_type=SCHEMA_JSON)
 
 
+def _personal_access(request: Request) -> tuple[bool, bool]:
+    """Return (serve restricted layers, mask personal fields) for this request's caller.
+
+    The policy (api/security) has already refused restricted layers to every role not allowed
+    personal data; here only a caller who got through, with a role allowed personal data, is
+    served them, masked unless the role sees personal values (layers.masking). Personal data
+    goes only to a caller who showed credentials: with authentication off (the unrestricted
+    caller) or without a principal, restricted layers stay unserved.
+    """
+    principal = getattr(request.state, "principal", None)
+    if principal is None or principal.via not in ("token", "api_key"):
+        return False, False
+    role = str(principal.role)
+    if role not in MASKED_ROLES | UNMASKED_ROLES:
+        return False, False
+    return True, masks_personal(role)
+
+
 def _page_links(request: Request, page: ItemsPage, code: str) -> list[dict[str, Any]]:
     params = dict(request.query_params)
     path = f"/collections/{code}/items"
@@ -249,6 +268,7 @@ def collection_items(
         sortby=parse_sortby(sortby),
         crs=crs,
     )
+    restricted, mask = _personal_access(request)
     page = items(
         conn,
         catalog=catalog,
@@ -256,6 +276,8 @@ def collection_items(
         code=collection_id,
         query=query,
         storage_epsg=settings.storage_epsg,
+        restricted=restricted,
+        mask=mask,
     )
     head = {
         "type": "FeatureCollection",
@@ -289,6 +311,7 @@ def collection_item(
 ) -> Response:
     """Return one feature by its id (fid)."""
     check_format(f)
+    restricted, mask = _personal_access(request)
     text, out = item(
         conn,
         catalog=catalog,
@@ -297,6 +320,8 @@ def collection_item(
         crs=crs,
         properties=parse_list(properties, "properties"),
         storage_epsg=settings.storage_epsg,
+        restricted=restricted,
+        mask=mask,
     )
     links = [
         link(url(request, f"/collections/{collection_id}/items/{feature_id}"), "self", GEOJSON),

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from live_server import serve
 from maps_support import BAD_FLOORS, MapsDb, base_files, buildings, write_geojson
+from ops_support import T0, Clock, OpsDb, load_district, post_cases
 from sqlalchemy.engine import URL
 
 from api.app import create_app
@@ -104,3 +105,46 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="session")
+def ops_clock() -> Clock:
+    """The clock of the dispatcher's and planner's app (moved by ``post_cases``)."""
+    return Clock(T0)
+
+
+@pytest.fixture(scope="session")
+def ops_db(base_settings: Settings, server_url: URL, tmp_path_factory: Any) -> Iterator[OpsDb]:
+    """Create a database with the cases tests' tiny district and routing rules; drop it after."""
+    name = f"sibiao_test_mapops_{secrets.token_hex(4)}"
+    ensure_database(server_url, name)
+    root = base_settings.data_dir / "tmp" / f"mapops-{secrets.token_hex(4)}"
+    root.mkdir(parents=True)
+    url = server_url.set(database=name)
+    settings = base_settings.model_copy(
+        update={"database_url": url.render_as_string(hide_password=False), "data_dir": root}
+    )
+    engine = make_engine(url)
+    catalog = default_catalog(settings.catalog_dir)
+    try:
+        load_district(engine, settings, catalog, tmp_path_factory.mktemp("mapops"))
+        yield OpsDb(settings, engine, catalog)
+    finally:
+        engine.dispose()
+        drop_database(server_url, name)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ops_server(ops_db: OpsDb, ops_clock: Clock) -> Iterator[str]:
+    """Serve the district's app (clock ``ops_clock``) with uvicorn; yield its base URL."""
+    app = create_app(ops_db.settings, catalog=ops_db.catalog)
+    app.state.clock = ops_clock
+    with serve(app, "uvicorn-mapops") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def ops_cases(ops_server: str, ops_clock: Clock) -> list[dict[str, Any]]:
+    """Post the test cases (some overdue at NOW) and return them."""
+    return post_cases(ops_server, ops_clock)
