@@ -67,9 +67,12 @@ def test_dispatch_map_filters_and_opens_a_case(ops_server, ops_cases, browser, a
         assert page.evaluate("() => window.notReloaded") is True
         # Clicking a marker opens the case card.
         target = ops_cases[0]["id"]
+        # zoomToShowLayer's callback does not fire when the marker is shown already: race it
+        # against a short timer so the test can never hang here.
         page.evaluate(
-            "(id) => new Promise(done => window.sibiaoPage.cluster.zoomToShowLayer("
-            "window.sibiaoPage.markers[id], done))",
+            "(id) => Promise.race([new Promise(done => window.sibiaoPage.cluster"
+            ".zoomToShowLayer(window.sibiaoPage.markers[id], done)),"
+            " new Promise(done => setTimeout(done, 3000))])",
             target,
         )
         page.click(f'.sibiao-case-dot[data-case="{target}"]')
