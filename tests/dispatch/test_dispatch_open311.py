@@ -19,7 +19,12 @@ from referencing.jsonschema import DRAFT202012
 from cases.rules import load_routing_rules
 from schemas.geodesy import wgs84_to_bd09, wgs84_to_gcj02
 
-SCHEMAS = Path("/work/shared/data/open311-georeport-v2-schemas")
+# shared/ sits beside the checkout (CI lays a copy there); a developer's is at /work/shared.
+_CANDIDATES = tuple(
+    base / "data" / "open311-georeport-v2-schemas"
+    for base in (Path(__file__).resolve().parents[2].parent / "shared", Path("/work/shared"))
+)
+SCHEMAS = next((p for p in _CANDIDATES if p.is_dir()), _CANDIDATES[0])
 T = datetime(2026, 7, 6, 10, tzinfo=SH)  # a Monday
 BASE = "/open311/v2"
 
