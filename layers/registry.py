@@ -9,53 +9,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from schemas.catalog import Catalog, GroupFile
+from schemas.error_location import describe_location
 from schemas.errors import CatalogError
 
 CATALOG_DIR = Path(__file__).with_name("catalog")
-
-
-def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into 'layer X, field Y' words."""
-    parts: list[str] = []
-    node = data
-    i = 0
-    while i < len(loc):
-        key = loc[i]
-        if key == "layers" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            index = int(loc[i + 1])
-            try:
-                code = node["layers"][index].get("code", f"#{index + 1}")
-                node = node["layers"][index]
-            except (KeyError, IndexError, TypeError, AttributeError):
-                code = f"#{index + 1}"
-                node = None
-            parts.append(f"layer {code}")
-            i += 2
-            continue
-        if key == "attributes" and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            index = int(loc[i + 1])
-            try:
-                name = node["attributes"][index].get("name", f"#{index + 1}")
-                node = node["attributes"][index]
-            except (KeyError, IndexError, TypeError, AttributeError):
-                name = f"#{index + 1}"
-                node = None
-            parts.append(f"attribute {name}")
-            i += 2
-            continue
-        parts.append(f"field {key}")
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        i += 1
-    return ", ".join(parts) if parts else "top level"
+_NAMED_LISTS = {"layers": ("layer", "code"), "attributes": ("attribute", "name")}
 
 
 def read_group_file(path: Path) -> GroupFile:
@@ -70,7 +33,7 @@ def read_group_file(path: Path) -> GroupFile:
         group_file = GroupFile.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _locate(data, tuple(first["loc"]))
+        where = describe_location(data, tuple(first["loc"]), _NAMED_LISTS)
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise CatalogError(f"{path}: {where}: {first['msg']}{more}") from None
     layers = tuple(

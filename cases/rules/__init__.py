@@ -9,7 +9,7 @@ layer catalog does (:mod:`layers.registry`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -30,6 +30,7 @@ from cases.rules.models import (
     WorkPeriod,
 )
 from schemas.catalog import Catalog
+from schemas.error_location import describe_location
 from schemas.errors import CatalogError
 
 __all__ = [
@@ -68,33 +69,6 @@ _NAMED_LISTS: Final = {
 M = TypeVar("M", bound=BaseModel)
 
 
-def _locate(data: Any, loc: tuple[int | str, ...]) -> str:
-    """Turn a pydantic error location into 'item X, field Y' words."""
-    parts: list[str] = []
-    node = data
-    i = 0
-    while i < len(loc):
-        key = loc[i]
-        if key in _NAMED_LISTS and i + 1 < len(loc) and isinstance(loc[i + 1], int):
-            label, name_key = _NAMED_LISTS[str(key)]
-            index = int(loc[i + 1])
-            try:
-                node = node[key][index]
-                name = node.get(name_key, f"#{index + 1}")
-            except (KeyError, IndexError, TypeError, AttributeError):
-                node, name = None, f"#{index + 1}"
-            parts.append(f"{label} {name}")
-            i += 2
-            continue
-        parts.append(f"field {key}")
-        try:
-            node = node[key]
-        except (KeyError, IndexError, TypeError):
-            node = None
-        i += 1
-    return ", ".join(parts) if parts else "top level"
-
-
 def _read(path: Path, model: type[M], what: str) -> M:
     """Read a YAML mapping from ``path`` and validate it as ``model``."""
     try:
@@ -107,7 +81,7 @@ def _read(path: Path, model: type[M], what: str) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = _locate(data, tuple(first["loc"]))
+        where = describe_location(data, tuple(first["loc"]), _NAMED_LISTS)
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         message = str(first["msg"]).removeprefix("Value error, ")
         where = "" if where == "top level" else f"{where}: "
