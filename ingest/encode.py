@@ -59,15 +59,14 @@ def _fixed(values: np.ndarray, width: int, nulls: np.ndarray | None) -> pa.Array
     return encoded
 
 
-def _variable(values: pa.Array) -> pa.Array:
-    """Return 'length + bytes' cells for text or binary values."""
+def _variable(values: pa.Array) -> list[pa.Array]:
+    """Return the 'length' cells and the bytes of text or binary values (joined later)."""
     as_binary = values.cast(pa.binary()) if not pa.types.is_binary(values.type) else values
     lengths = pc.binary_length(as_binary).fill_null(-1).to_numpy(zero_copy_only=False)
     prefix = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(4), len(values), [None, pa.py_buffer(lengths.astype(">i4").tobytes())]
     ).cast(pa.binary())
-    joined = pc.binary_join_element_wise(prefix, as_binary.fill_null(b""), b"")
-    return joined
+    return [prefix, as_binary.fill_null(b"") if values.null_count else as_binary]
 
 
 def _nulls(values: pa.Array) -> np.ndarray | None:
@@ -78,10 +77,20 @@ def _nulls(values: pa.Array) -> np.ndarray | None:
 
 def encode_column(column: Column) -> pa.Array:
     """Return the binary COPY cells of one column."""
+    parts = _parts(column)
+    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, b"")
+
+
+def _parts(column: Column) -> list[pa.Array]:
+    """Return arrays whose element-wise concatenation is the column's binary COPY cells."""
     values, kind = column.values, column.kind
     nulls = _nulls(values)
     if kind in (PgType.text, PgType.bytea):
         return _variable(values)
+    return [_fixed_column(values, kind, nulls)]
+
+
+def _fixed_column(values: pa.Array, kind: PgType, nulls: np.ndarray | None) -> pa.Array:
     if kind is PgType.int8:
         raw = values.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
         return _fixed(raw.astype(">i8"), 8, nulls)
@@ -122,7 +131,8 @@ def encode_rows(columns: Sequence[Column]) -> memoryview:
     header = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(2), n, [None, pa.py_buffer(count.tobytes())]
     ).cast(pa.binary())
-    rows = pc.binary_join_element_wise(header, *(encode_column(c) for c in columns), b"")
+    parts = [part for column in columns for part in _parts(column)]
+    rows = pc.binary_join_element_wise(header, *parts, b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
     data = rows.buffers()[2]
     start, stop = int(offsets[0]), int(offsets[-1])

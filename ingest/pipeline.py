@@ -1,13 +1,17 @@
 """Load one file into one layer: read, map, check, COPY, publish — all or nothing.
 
-The whole load runs in one transaction on one connection (staging table, COPY, new
-version, swap), so a load that fails or is killed leaves the previous version intact.
+A load runs in one transaction on one connection (the next version's table, COPY of rows
+already placed in their grid cell, key checks, indexes, swap), so a load that fails or is
+killed leaves the previous version intact. A big file loaded in replace mode builds its
+table on a side connection and commits it first (``ingest.target``: readers cannot see it,
+and its indexes are built in parallel); the swap is still that one transaction.
 Progress goes to ``load_batches`` on a second connection, so others can watch it.
 Every row read ends up loaded or rejected with its row number, field and reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -16,9 +20,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyproj
 import shapely
 from sqlalchemy import Connection, Engine, text
@@ -26,9 +32,11 @@ from sqlalchemy import Connection, Engine, text
 from ingest import batches
 from ingest.encode import SIGNATURE, TRAILER, Column, PgType, encode_rows
 from ingest.fields import map_fields
-from ingest.publish import create_staging, publish, staging_name
+from ingest.locate import Codes, Locator
+from ingest.publish import publish
 from ingest.rejects import RejectSpool
 from ingest.sources import Source, SourceBatch, SourceFormat, open_source
+from ingest.target import Target, create_table, create_target, drop_table
 from ingest.validate import Checked, Checker, Extent
 from schemas.catalog import AttributeType, Catalog, Layer, LayerRole
 from schemas.errors import InvalidInput, NotFound
@@ -167,6 +175,25 @@ def run_load(
     if request.mode not in MODES:
         raise InvalidInput(f"mode {request.mode!r}: choose replace, append or upsert")
     source = open_source(request.path)
+    try:
+        return _load_source(
+            engine, settings, catalog, request, layer, source, started, batch_id, on_progress
+        )
+    finally:
+        source.close()
+
+
+def _load_source(
+    engine: Engine,
+    settings: Settings,
+    catalog: Catalog,
+    request: LoadRequest,
+    layer: Layer,
+    source: Source,
+    started: float,
+    batch_id: int | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> LoadResult:
     crs = resolve_crs(source, request.source_crs)
     try:
         mapping = map_fields(
@@ -189,6 +216,7 @@ def run_load(
     )
     spool = RejectSpool()
     progress = Progress(expected=source.rows)
+    target: Target | None = None
     try:
         batches.start(
             engine,
@@ -209,19 +237,25 @@ def run_load(
             checker = Checker(
                 layer, mapping, crs, storage_epsg=settings.storage_epsg, extent=extent
             )
+            locator = Locator.read(conn, catalog, district)
+            target = create_target(conn, layer, batch_id, request.mode, rows=source.rows)
             t_stream = time.perf_counter()
-            repaired = _stream(
-                conn,
-                engine,
-                layer,
-                source,
-                checker,
-                batch_id,
-                spool,
-                progress,
-                on_progress,
-                settings,
-            )
+            with engine.begin() if target.separate else contextlib.nullcontext(conn) as copy_conn:
+                create_table(copy_conn, layer, target)
+                streamed = _stream(
+                    copy_conn,
+                    engine,
+                    layer,
+                    source,
+                    checker,
+                    locator,
+                    target,
+                    batch_id,
+                    spool,
+                    progress,
+                    on_progress,
+                )
+            repaired = streamed.repaired
             log.debug("stream %s: %.2f s", layer.code, time.perf_counter() - t_stream)
             if progress.loaded == 0:
                 raise InvalidInput(
@@ -231,13 +265,17 @@ def run_load(
                 )
             published = publish(
                 conn,
-                catalog=catalog,
+                engine,
                 layer=layer,
+                target=target,
                 batch_id=batch_id,
                 mode=request.mode,
                 district=district,
                 keep_versions=settings.keep_versions,
                 sink=spool.add,
+                one_district=len(streamed.districts) <= 1,
+                loaded=progress.loaded,
+                last_row=progress.read,
             )
             progress.loaded -= published.rejected
             progress.rejected += published.rejected
@@ -263,6 +301,8 @@ def run_load(
                 repaired=repaired,
             )
     except BaseException as exc:
+        if target is not None:
+            drop_table(engine, target)
         batches.fail(engine, batch_id, exc, progress.read, spool)
         raise
     finally:
@@ -285,35 +325,86 @@ def run_load(
     )
 
 
-def _prepared(
-    source: Source, checker: Checker, layer: Layer
-) -> Iterator[tuple[SourceBatch, Checked, memoryview]]:
-    """Read, check and encode the batches on a worker thread, two batches ahead.
+def _encoded(
+    checked: Checked, layer: Layer, codes: Codes, target: Target, batch_id: int
+) -> memoryview:
+    """Return a batch's accepted rows as binary COPY tuples of the version table."""
+    n = len(checked.rows)
+    cols = [Column(pa.array(checked.rows + target.offset, pa.int64()), PgType.int8)]
+    cols += [Column(checked.columns[a.name], _PG[a.type]) for a in layer.attributes]
+    cols += [
+        Column(checked.ewkb, PgType.bytea),
+        Column(codes.district, PgType.text),
+        Column(codes.division, PgType.text),
+        Column(codes.grid, PgType.text),
+        Column(pa.array(np.full(n, batch_id, np.int64)), PgType.int8),
+        Column(pa.array(np.full(n, target.version, np.int32)), PgType.int4),
+    ]
+    return encode_rows(cols)
 
-    Reading (GDAL), checking (shapely, Arrow) and encoding release the GIL, so they run on
-    one core while the server parses the COPY stream on the other. The bounded queue keeps
-    memory flat whatever the file size.
+
+def _prepared(
+    source: Source,
+    checker: Checker,
+    locator: Locator,
+    layer: Layer,
+    target: Target,
+    batch_id: int,
+) -> Iterator[tuple[SourceBatch, Checked, Codes, memoryview]]:
+    """Read and check on one worker thread, place and encode on another, two batches ahead.
+
+    Reading (GDAL), checking and placing (shapely, Arrow) and encoding mostly release the
+    GIL, so the two stages and the server parsing the COPY stream share the cores. The
+    bounded queues keep memory flat whatever the file size; batches stay in file order.
     """
+    checked_q: queue.Queue[object] = queue.Queue(maxsize=2)
     out: queue.Queue[object] = queue.Queue(maxsize=2)
     done = object()
     stop = threading.Event()
 
-    def work() -> None:
+    def put(into: queue.Queue[object], item: object) -> bool:
+        while not stop.is_set():
+            try:
+                into.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
         try:
             for batch in source.batches():
-                if stop.is_set():
+                if stop.is_set() or not put(checked_q, (batch, checker.check(batch))):
                     return
-                checked = checker.check(batch)
-                cols = [Column(pa.array(checked.rows, pa.int64()), PgType.int8)]
-                cols += [Column(checked.columns[a.name], _PG[a.type]) for a in layer.attributes]
-                cols.append(Column(checked.ewkb, PgType.bytea))
-                out.put((batch, checked, encode_rows(cols)))
-            out.put(done)
+            put(checked_q, done)
         except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            out.put(exc)
+            put(checked_q, exc)
 
-    thread = threading.Thread(target=work, name="sibiao-read", daemon=True)
-    thread.start()
+    def place() -> None:
+        while not stop.is_set():
+            try:
+                item = checked_q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is done or isinstance(item, BaseException):
+                put(out, item)
+                return
+            batch, checked = cast(tuple[SourceBatch, Checked], item)
+            try:
+                codes = locator.codes(checked.geoms, points=checker.points)
+                encoded = _encoded(checked, layer, codes, target, batch_id)
+            except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+                put(out, exc)
+                return
+            if not put(out, (batch, checked, codes, encoded)):
+                return
+
+    threads = [
+        threading.Thread(target=read, name="sibiao-read", daemon=True),
+        threading.Thread(target=place, name="sibiao-place", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
     try:
         while True:
             item = out.get()
@@ -324,11 +415,16 @@ def _prepared(
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        while thread.is_alive():
-            try:
-                out.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)
+        for thread in threads:
+            thread.join()
+
+
+@dataclass
+class Streamed:
+    """What the COPY pass found besides the counts."""
+
+    repaired: list[int] = field(default_factory=list)
+    districts: set[str] = field(default_factory=set)
 
 
 def _stream(
@@ -337,30 +433,35 @@ def _stream(
     layer: Layer,
     source: Source,
     checker: Checker,
+    locator: Locator,
+    target: Target,
     batch_id: int,
     spool: RejectSpool,
     progress: Progress,
     on_progress: Callable[[Progress], None] | None,
-    settings: Settings,
-) -> list[int]:
-    """COPY every accepted row into the staging table; spool the rejected ones."""
-    columns = create_staging(conn, layer, batch_id, srid=settings.storage_epsg)
+) -> Streamed:
+    """COPY every accepted row into the new version table; spool the rejected ones."""
     raw = conn.connection.driver_connection
     assert raw is not None
-    repaired: list[int] = []
+    found = Streamed()
     last_report = time.monotonic()
     with (
         raw.cursor() as cur,
-        cur.copy(f"COPY {staging_name(batch_id)} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        cur.copy(
+            f"COPY {target.table} ({target.columns}) FROM STDIN (FORMAT BINARY, FREEZE)"
+        ) as copy,
     ):
         copy.write(SIGNATURE)
-        for batch, checked, encoded in _prepared(source, checker, layer):
+        for batch, checked, codes, encoded in _prepared(
+            source, checker, locator, layer, target, batch_id
+        ):
             copy.write(encoded)
             rej = checked.rejected
             spool.add(
                 list(zip(rej.rows, rej.fields, rej.reasons, rej.values, rej.wkb, strict=True))
             )
-            repaired += checked.repaired
+            found.repaired += checked.repaired
+            found.districts.update(pc.unique(codes.district).to_pylist())
             progress.read += batch.rows
             progress.loaded += len(checked.rows)
             progress.rejected += len(rej.rows)
@@ -372,4 +473,4 @@ def _stream(
                 )
                 last_report = time.monotonic()
         copy.write(TRAILER)
-    return repaired
+    return found

@@ -1,11 +1,14 @@
-"""Publish staged rows as a new version of a layer, in one transaction, and roll back.
+"""Publish a load's rows as a new version of a layer, in one transaction, and roll back.
 
 A version is a whole table. A load builds the next version beside the live table
-(``layers.<code>__b<batch>``): the staged rows, plus the live rows it keeps (append,
-upsert), each row given its grid cell and village by a spatial join; then indexes;
-then the swap: the live table moves to ``layers_history.<code>__v<n>`` and the new one
-takes its name. Readers see the old version or the new one, never a mixture, and a load
-that dies before the commit leaves the live table as it was.
+(``layers.<code>__b<batch>``): the file's rows are COPYed straight into it, already placed
+in their grid cell and village (``ingest.locate``), with ``fid`` = an offset + the row
+number in the file; then the rows of a duplicate natural key are rejected, the live rows
+it keeps are copied in (append, upsert), the indexes built, and the swap made: the live
+table moves to ``layers_history.<code>__v<n>`` and the new one takes its name. Readers see
+the old version or the new one, never a mixture, and a load that dies before the commit
+leaves the live table as it was (the new table vanishes with the transaction; a big replace
+builds and commits it on the side first, unseen, and a later load drops it: ``ingest.target``).
 """
 
 from __future__ import annotations
@@ -15,11 +18,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import IntegrityError
 
-from schemas.catalog import Catalog, Layer, LayerRole
+from ingest.target import (
+    Target,
+    build_indexes,
+    constraint_sql,
+    current_version,
+    index_sql,
+    lock_layer,
+    unique_sql,
+)
+from schemas.catalog import Layer
 from schemas.errors import Conflict, NotFound
-from schemas.tables import HISTORY_SCHEMA, LAYER_SCHEMA, STAGING_SCHEMA, column_type_sql
+from schemas.tables import HISTORY_SCHEMA, LAYER_SCHEMA
 
 log = logging.getLogger("sibiao.ingest")
 RejectSink = Callable[[list[tuple[int, str | None, str, str | None, bytes | None]]], None]
@@ -34,26 +47,6 @@ class Published:
     rejected: int
 
 
-def staging_name(batch_id: int) -> str:
-    """Return the quoted name of a batch's staging table."""
-    return f'{STAGING_SCHEMA}."b{batch_id}"'
-
-
-def create_staging(conn: Connection, layer: Layer, batch_id: int, *, srid: int) -> str:
-    """Create the (unlogged) staging table of a batch; return its columns in COPY order."""
-    columns = ["src_row bigint NOT NULL"]
-    columns += [f'"{a.name}" {column_type_sql(a)}' for a in layer.attributes]
-    columns.append(f"geom geometry({layer.geometry.value}, {srid}) NOT NULL")
-    conn.execute(text(f"DROP TABLE IF EXISTS {staging_name(batch_id)}"))
-    conn.execute(text(f"CREATE UNLOGGED TABLE {staging_name(batch_id)} ({', '.join(columns)})"))
-    return ", ".join(["src_row", *(f'"{a.name}"' for a in layer.attributes), "geom"])
-
-
-def drop_staging(conn: Connection, batch_id: int) -> None:
-    """Drop a batch's staging table."""
-    conn.execute(text(f"DROP TABLE IF EXISTS {staging_name(batch_id)}"))
-
-
 def _key_sql(layer: Layer, alias: str) -> str:
     return ", ".join(f'{alias}."{k}"' for k in layer.natural_key)
 
@@ -62,19 +55,21 @@ def _key_text(layer: Layer, alias: str) -> str:
     return " || ' / ' || ".join(f"coalesce({alias}.\"{k}\"::text, '')" for k in layer.natural_key)
 
 
-def _reject_duplicates(conn: Connection, layer: Layer, batch_id: int, sink: RejectSink) -> int:
-    stg = staging_name(batch_id)
+def _reject_duplicates(conn: Connection, layer: Layer, target: Target, sink: RejectSink) -> int:
+    """Delete every row whose natural key an earlier row of the file has; report them."""
     keys = _key_sql(layer, "t")
     rows = conn.execute(
         text(f"""
         WITH ranked AS (
-            SELECT src_row, first_value(src_row) OVER w AS first_row,
-                   row_number() OVER w AS rn
-            FROM {stg} t WINDOW w AS (PARTITION BY {keys} ORDER BY src_row))
-        DELETE FROM {stg} s USING ranked r
-        WHERE s.src_row = r.src_row AND r.rn > 1
-        RETURNING s.src_row, r.first_row, {_key_text(layer, "s")}, ST_AsEWKB(s.geom)
-    """)
+            SELECT fid, first_value(fid) OVER w AS first_fid, row_number() OVER w AS rn
+            FROM {target.table} t WHERE t.fid > :offset
+            WINDOW w AS (PARTITION BY {keys} ORDER BY fid))
+        DELETE FROM {target.table} s USING ranked r
+        WHERE s.fid = r.fid AND r.rn > 1
+        RETURNING s.fid - :offset, r.first_fid - :offset, {_key_text(layer, "s")},
+                  ST_AsEWKB(s.geom)
+    """),
+        {"offset": target.offset},
     ).all()
     field = layer.natural_key[0]
     sink(
@@ -92,18 +87,44 @@ def _reject_duplicates(conn: Connection, layer: Layer, batch_id: int, sink: Reje
     return len(rows)
 
 
-def _reject_existing(
-    conn: Connection, layer: Layer, batch_id: int, district: str, sink: RejectSink
+def _unique(conn: Connection, layer: Layer, table: str, suffix: str) -> None:
+    conn.execute(text(unique_sql(layer, table, suffix)))
+    (attach,) = constraint_sql(layer, table, suffix, unique=True)[1:]
+    conn.execute(text(attach))
+
+
+def _unique_or_reject(
+    conn: Connection, layer: Layer, target: Target, sink: RejectSink, *, one_district: bool
 ) -> int:
-    stg = staging_name(batch_id)
+    """Build the natural-key index; only when that fails, find and reject the duplicates.
+
+    The index is needed anyway, so a file without duplicates (the usual case) costs
+    nothing more. Its key includes the district code, so the shortcut holds only when
+    every row of the file lies in one district.
+    """
+    if one_district:
+        try:
+            with conn.begin_nested():
+                _unique(conn, layer, target.table, target.suffix)
+            return 0
+        except IntegrityError:
+            pass
+    rejected = _reject_duplicates(conn, layer, target, sink)
+    _unique(conn, layer, target.table, target.suffix)
+    return rejected
+
+
+def _reject_existing(
+    conn: Connection, layer: Layer, target: Target, district: str, sink: RejectSink
+) -> int:
     match = " AND ".join(f'l."{k}" = s."{k}"' for k in layer.natural_key)
     rows = conn.execute(
         text(f"""
-        DELETE FROM {stg} s USING {LAYER_SCHEMA}."{layer.code}" l
+        DELETE FROM {target.table} s USING {LAYER_SCHEMA}."{layer.code}" l
         WHERE l.district_code = :district AND {match}
-        RETURNING s.src_row, {_key_text(layer, "s")}, ST_AsEWKB(s.geom)
+        RETURNING s.fid - :offset, {_key_text(layer, "s")}, ST_AsEWKB(s.geom)
     """),
-        {"district": district},
+        {"district": district, "offset": target.offset},
     ).all()
     field = layer.natural_key[0]
     sink(
@@ -121,102 +142,54 @@ def _reject_existing(
     return len(rows)
 
 
-def _locate(conn: Connection, catalog: Catalog, layer: Layer, batch_id: int) -> str:
-    """Find each staged row's grid cell (else village) in set-based SQL; return the table.
-
-    The polygons drive the join (each cell is prepared once and tested against the staged
-    points through their GiST index), which is an order of magnitude faster than a lookup
-    per row. A point on a shared edge goes to the cell (or village) with the smallest code.
-    """
-    grid = catalog.by_role(LayerRole.grid_cell).code
-    village = catalog.by_role(LayerRole.village).code
-    stg = staging_name(batch_id)
-    located = f'{STAGING_SCHEMA}."b{batch_id}_located"'
-    point = layer.geometry.single.value == "Point" and not layer.geometry.is_multi
-    anchor = "geom" if point else "ST_PointOnSurface(geom)"
-    conn.execute(text(f"ALTER TABLE {stg} ADD COLUMN anchor geometry"))
-    conn.execute(text(f"UPDATE {stg} SET anchor = {anchor}")) if not point else None
-    column = "geom" if point else "anchor"
-    conn.execute(text(f"CREATE INDEX ON {stg} USING gist ({column})"))
-    conn.execute(text(f"ANALYZE {stg}"))
-    conn.execute(
-        text(f"""
-        CREATE UNLOGGED TABLE {located} AS
-        SELECT s.src_row, min(c.code) AS grid_code, NULL::text AS village_code
-        FROM {LAYER_SCHEMA}."{grid}" c
-        CROSS JOIN LATERAL (SELECT t.src_row FROM {stg} t
-                            WHERE ST_Intersects(c.geom, t.{column})) s
-        GROUP BY s.src_row""")
-    )
-    # Only the few rows outside every cell are tried against the (large) village polygons.
-    conn.execute(
-        text(f"""
-        CREATE TEMP TABLE unplaced ON COMMIT DROP AS
-        SELECT s.src_row, s.{column} AS anchor FROM {stg} s
-        WHERE NOT EXISTS (SELECT 1 FROM {located} l WHERE l.src_row = s.src_row)""")
-    )
-    conn.execute(
-        text(f"""
-        INSERT INTO {located} (src_row, grid_code, village_code)
-        SELECT u.src_row, NULL, min(v.code)
-        FROM unplaced u JOIN {LAYER_SCHEMA}."{village}" v ON ST_Intersects(v.geom, u.anchor)
-        GROUP BY u.src_row""")
-    )
-    conn.execute(text("DROP TABLE unplaced"))
-    return located
-
-
-def _new_rows(
-    conn: Connection,
-    catalog: Catalog,
-    layer: Layer,
-    batch_id: int,
-    new: str,
-    version: int,
-    district: str,
-    *,
-    keep_fids_from: str | None,
-) -> None:
-    cols = ", ".join(f'"{a.name}"' for a in layer.attributes)
-    picked = ", ".join(f's."{a.name}"' for a in layer.attributes)
-    t0 = time.perf_counter()
-    located = _locate(conn, catalog, layer, batch_id)
-    log.debug("locate %s: %.2f s", layer.code, time.perf_counter() - t0)
-    division = "coalesce(left(g.grid_code, 12), g.village_code)"
-    fid_col, fid_val, fid_join = "", "", ""
-    if keep_fids_from is not None:
-        match = " AND ".join(f'o."{k}" = s."{k}"' for k in layer.natural_key)
-        fid_col = "fid, "
-        fid_val = f"coalesce(o.fid, nextval(pg_get_serial_sequence('{new}', 'fid'))), "
-        fid_join = f"LEFT JOIN {keep_fids_from} o ON o.district_code = :district AND {match}"
-    conn.execute(
-        text(f"""
-        INSERT INTO {new} ({fid_col}{cols}, geom, district_code, division_code, grid_code,
-                           batch_id, layer_version)
-        OVERRIDING SYSTEM VALUE
-        SELECT {fid_val}{picked}, s.geom, coalesce(left({division}, 6), :district),
-               {division}, g.grid_code, :batch, :version
-        FROM {staging_name(batch_id)} s {fid_join}
-        LEFT JOIN {located} g ON g.src_row = s.src_row
-        ORDER BY s.src_row
-    """),
-        {"district": district, "batch": batch_id, "version": version},
-    )
-    conn.execute(text(f"DROP TABLE {located}"))
-
-
-def _index(conn: Connection, layer: Layer, table: str, suffix: str) -> None:
-    code = layer.code
-    keys = ", ".join(f'"{k}"' for k in layer.natural_key)
-    conn.execute(text(f'ALTER TABLE {table} ADD CONSTRAINT "pk_{code}{suffix}" PRIMARY KEY (fid)'))
-    conn.execute(
-        text(
-            f'ALTER TABLE {table} ADD CONSTRAINT "uq_{code}_natural_key{suffix}" '
-            f"UNIQUE (district_code, {keys})"
+def _carry_live_rows(
+    conn: Connection, layer: Layer, target: Target, mode: str, district: str
+) -> int:
+    """Copy the live rows the new version keeps (return how many); upserts keep their fids."""
+    live = f'{LAYER_SCHEMA}."{layer.code}"'
+    match = " AND ".join(f'l."{k}" = s."{k}"' for k in layer.natural_key)
+    unchanged = ""
+    if mode == "upsert":
+        conn.execute(
+            text(
+                f"UPDATE {target.table} s SET fid = l.fid FROM {live} l "
+                f"WHERE l.district_code = :district AND {match}"
+            ),
+            {"district": district},
         )
+        unchanged = (
+            f"WHERE NOT (l.district_code = :district AND EXISTS "
+            f"(SELECT 1 FROM {target.table} s WHERE {match}))"
+        )
+    cols = ", ".join(
+        [
+            "fid",
+            *(f'"{a.name}"' for a in layer.attributes),
+            "geom",
+            "district_code",
+            "division_code",
+            "grid_code",
+            "batch_id",
+            "layer_version",
+            "loaded_at",
+        ]
     )
-    conn.execute(text(f'CREATE INDEX "idx_{code}_geom{suffix}" ON {table} USING gist (geom)'))
-    conn.execute(text(f'CREATE INDEX "ix_{code}_grid_code{suffix}" ON {table} (grid_code)'))
+    inserted = conn.execute(
+        text(
+            f"INSERT INTO {target.table} ({cols}) OVERRIDING SYSTEM VALUE "
+            f"SELECT {cols} FROM {live} l {unchanged}"
+        ),
+        {"district": district},
+    )
+    return int(inserted.rowcount)
+
+
+def _index(conn: Connection, layer: Layer, table: str, suffix: str, *, unique: bool = True) -> None:
+    for statement in index_sql(layer, table, suffix):
+        conn.execute(text(statement))
+    conn.execute(text(constraint_sql(layer, table, suffix, unique=False)[0]))
+    if unique:
+        _unique(conn, layer, table, suffix)
     conn.execute(text(f"ANALYZE {table}"))
 
 
@@ -248,11 +221,18 @@ def _swap(conn: Connection, layer: Layer, new_name: str, current: int, suffix: s
 
 
 def _versions(
-    conn: Connection, layer: Layer, batch_id: int | None, current: int, version: int, district: str
+    conn: Connection,
+    layer: Layer,
+    batch_id: int | None,
+    current: int,
+    version: int,
+    district: str,
+    count: int | None = None,
 ) -> int:
-    count = int(
-        conn.execute(text(f'SELECT count(*) FROM {LAYER_SCHEMA}."{layer.code}"')).scalar_one()
-    )
+    if count is None:
+        count = int(
+            conn.execute(text(f'SELECT count(*) FROM {LAYER_SCHEMA}."{layer.code}"')).scalar_one()
+        )
     retired = conn.execute(
         text(
             "UPDATE layer_versions SET retired_at = now(), table_name = :t "
@@ -314,110 +294,73 @@ def _prune(conn: Connection, layer: Layer, keep: int) -> None:
         )
 
 
-def current_version(conn: Connection, layer: Layer) -> int:
-    """Return the layer's current version (0 before its first load)."""
-    value = conn.execute(
-        text("SELECT current_version FROM catalog_layers WHERE code = :c"), {"c": layer.code}
-    ).scalar()
-    return int(value or 0)
-
-
-def lock_layer(conn: Connection, layer: Layer) -> None:
-    """Serialise publishes of one layer (held until the transaction ends)."""
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"sibiao.layer.{layer.code}"}
-    )
-
-
 def publish(
     conn: Connection,
+    engine: Engine,
     *,
-    catalog: Catalog,
     layer: Layer,
+    target: Target,
     batch_id: int,
     mode: str,
     district: str,
     keep_versions: int,
     sink: RejectSink,
+    one_district: bool,
+    loaded: int,
+    last_row: int,
 ) -> Published:
-    """Turn a batch's staged rows into the layer's next version (caller commits)."""
-    lock_layer(conn, layer)
-    rejected = _reject_duplicates(conn, layer, batch_id, sink)
-    if mode == "append":
-        rejected += _reject_existing(conn, layer, batch_id, district, sink)
-    current = current_version(conn, layer)
-    version = current + 1
-    live = f'{LAYER_SCHEMA}."{layer.code}"'
-    new_name = f"{layer.code}__b{batch_id}"
-    new = f'{LAYER_SCHEMA}."{new_name}"'
-    conn.execute(text(f"DROP TABLE IF EXISTS {new}"))
-    conn.execute(
-        text(
-            f"CREATE TABLE {new} (LIKE {live} INCLUDING DEFAULTS INCLUDING IDENTITY"
-            " INCLUDING COMMENTS)"
-        )
-    )
-    if mode in ("append", "upsert"):
-        cols = ", ".join(
-            [
-                "fid",
-                *(f'"{a.name}"' for a in layer.attributes),
-                "geom",
-                "district_code",
-                "division_code",
-                "grid_code",
-                "batch_id",
-                "layer_version",
-                "loaded_at",
-            ]
-        )
-        unchanged = ""
-        if mode == "upsert":
-            match = " AND ".join(f'l."{k}" = s."{k}"' for k in layer.natural_key)
-            unchanged = (
-                f"WHERE NOT (l.district_code = :district AND EXISTS "
-                f"(SELECT 1 FROM {staging_name(batch_id)} s WHERE {match}))"
-            )
-        conn.execute(
-            text(
-                f"INSERT INTO {new} ({cols}) OVERRIDING SYSTEM VALUE "
-                f"SELECT {cols} FROM {live} l {unchanged}"
-            ),
-            {"district": district},
-        )
-        conn.execute(
-            text(
-                f"SELECT setval(pg_get_serial_sequence('{new}', 'fid'), "
-                f"greatest((SELECT max(fid) FROM {live}), 1))"
-            )
-        )
+    """Turn the rows COPYed into ``target`` into the layer's next version (caller commits).
+
+    ``loaded`` rows were COPYed, with row numbers up to ``last_row``.
+    """
     t0 = time.perf_counter()
-    _new_rows(
+    t1 = t0
+    carried = 0
+    if target.separate:
+        built = build_indexes(engine, layer, target, unique=one_district)
+        t1 = time.perf_counter()
+        for statement in constraint_sql(layer, target.table, target.suffix, unique=built):
+            conn.execute(text(statement))
+        rejected = 0 if built else _reject_duplicates(conn, layer, target, sink)
+        if not built:
+            _unique(conn, layer, target.table, target.suffix)
+        conn.execute(text(f"ANALYZE {target.table}"))
+    elif mode == "replace":
+        rejected = _unique_or_reject(conn, layer, target, sink, one_district=one_district)
+    else:
+        rejected = _reject_duplicates(conn, layer, target, sink)
+        if mode == "append":
+            rejected += _reject_existing(conn, layer, target, district, sink)
+        carried = _carry_live_rows(conn, layer, target, mode, district)
+        _unique(conn, layer, target.table, target.suffix)
+    # the largest fid given is at most offset + last row (carried rows have fid <= offset)
+    conn.execute(
+        text(f"SELECT setval(pg_get_serial_sequence('{target.table}', 'fid'), :v)"),
+        {"v": max(target.offset + last_row, 1)},
+    )
+    if not target.separate:
+        t1 = time.perf_counter()
+        _index(conn, layer, target.table, target.suffix, unique=False)
+    t2 = time.perf_counter()
+    _swap(conn, layer, target.name, target.current, target.suffix)
+    features = _versions(
         conn,
-        catalog,
         layer,
         batch_id,
-        new,
-        version,
+        target.current,
+        target.version,
         district,
-        keep_fids_from=live if mode == "upsert" else None,
+        count=loaded - rejected + carried,
     )
-    t1 = time.perf_counter()
-    suffix = f"__b{batch_id}"
-    _index(conn, layer, new, suffix)
-    t2 = time.perf_counter()
-    _swap(conn, layer, new_name, current, suffix)
-    features = _versions(conn, layer, batch_id, current, version, district)
     _prune(conn, layer, keep_versions)
-    drop_staging(conn, batch_id)
     log.debug(
-        "publish %s: rows %.2f s, indexes %.2f s, swap %.2f s",
+        "publish %s: indexes %.2f s, keys %.2f s, swap %.2f s",
         layer.code,
-        t1 - t0,
-        t2 - t1,
+        t1 - t0 if target.separate else t2 - t1,
+        t2 - t1 if target.separate else t1 - t0,
         time.perf_counter() - t2,
     )
-    return Published(version=version, features=features, rejected=rejected)
+    return Published(version=target.version, features=features, rejected=rejected)
 
 
 def rollback(

@@ -9,6 +9,7 @@ their parts, text for its encoding (``.cpg`` honoured; UTF-8 or GB18030/GBK dete
 from __future__ import annotations
 
 import codecs
+import shutil
 import struct
 import tempfile
 import zipfile
@@ -74,6 +75,13 @@ class Source:
     rows: int | None
     coordinate_columns: tuple[str, str] | None = None
     notes: list[str] = field(default_factory=list)
+    scratch: Path | None = None  # a repaired copy of the file, removed by close()
+
+    def close(self) -> None:
+        """Remove the repaired copy of the file, if one was made."""
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     def batches(self) -> Iterator[SourceBatch]:
         """Yield the rows in order, in batches of at most ``BATCH_ROWS``."""
@@ -249,13 +257,21 @@ def _open_zip(path: Path) -> Source:
                 notes.append("no .prj: the CRS must be given")
     fmt = SourceFormat.shapefile if parts else _member_format(member)
     gdal_path = f"/vsizip/{path}/{member}"
+    fixed = None
     if parts:
         with zipfile.ZipFile(path) as archive:
             fixed = _whole_field_names(archive, parts, encoding or "UTF-8")
         if fixed is not None:
             gdal_path = str(fixed)
             notes.append("field names cut inside a character were trimmed")
-    return _open_gdal(path, gdal_path, fmt, encoding=encoding, notes=notes)
+    try:
+        source = _open_gdal(path, gdal_path, fmt, encoding=encoding, notes=notes)
+    except BaseException:
+        if fixed is not None:
+            shutil.rmtree(fixed.parent, ignore_errors=True)
+        raise
+    source.scratch = fixed.parent if fixed is not None else None
+    return source
 
 
 def _whole_field_names(

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import shapely
 from shapely.geometry.base import BaseGeometry
 
+from ingest.convert import arrow_convert, number, text_series
 from ingest.fields import FieldMapping
 from ingest.sources import SourceBatch
 from schemas.catalog import Attribute, AttributeType, GeometryType, Layer
@@ -30,9 +31,6 @@ _TYPE_IDS = {
     "MultiLineString": 5,
     "MultiPolygon": 6,
 }
-_TRUE = {"true", "t", "1", "yes", "y", "是", "有", "√"}
-_FALSE = {"false", "f", "0", "no", "n", "否", "无", "×"}
-LOCAL_TZ = "Asia/Shanghai"
 
 
 @dataclass
@@ -55,6 +53,23 @@ class Checked:
     ewkb: pa.Array
     rejected: Rejected
     repaired: list[int]
+    geoms: np.ndarray  # the accepted geometries (storage CRS), for placing them in cells
+
+
+def point_ewkb(points: np.ndarray, srid: int) -> pa.Array:
+    """Return the EWKB of 2D points, built with numpy (no per-row shapely call)."""
+    n = points.shape[0]
+    cells = np.empty(
+        n, dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
+    )
+    cells["order"] = 1  # little endian
+    cells["type"] = 0x20000001  # Point with an SRID
+    cells["srid"] = srid
+    cells["x"] = shapely.get_x(points)
+    cells["y"] = shapely.get_y(points)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(25), n, [None, pa.py_buffer(cells.tobytes())]
+    ).cast(pa.binary())
 
 
 class _Problems:
@@ -108,180 +123,6 @@ class Extent:
         return inside
 
 
-def _text(column: pa.Array | None, n: int) -> pd.Series:
-    """Return a column as an object Series: str/number/date values, None where missing."""
-    if column is None:
-        return pd.Series(np.full(n, None, dtype=object), dtype=object)
-    values = (
-        np.asarray(column.to_pylist(), dtype=object)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-        else column.to_numpy(zero_copy_only=False)
-    )
-    values = values.astype(object)
-    missing = pd.isna(values)
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        stripped = np.char.strip(np.where(missing, "", values).astype(str))
-        missing |= stripped == ""
-        values = stripped.astype(object)
-    values[missing] = None
-    return pd.Series(values, dtype=object)
-
-
-def _strings(series: pd.Series) -> np.ndarray:
-    """Return an object array of str, None where missing (floats that are whole shown as ints)."""
-    out = np.full(len(series), None, dtype=object)
-    for i, value in enumerate(series.to_numpy(dtype=object)):
-        if value is None:
-            continue
-        if isinstance(value, float) and value.is_integer():
-            out[i] = str(int(value))
-        else:
-            out[i] = str(value)
-    return out
-
-
-def _number(series: pd.Series, integer: bool) -> tuple[np.ndarray, np.ndarray]:
-    given = series.notna().to_numpy()
-    numeric = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    bad = given & np.isnan(numeric)
-    if integer:
-        bad |= given & ~np.isnan(numeric) & (np.floor(numeric) != numeric)
-    return numeric, bad
-
-
-def _convert(attr: Attribute, series: pd.Series) -> tuple[pa.Array, np.ndarray, str]:
-    """Return typed values, rows that failed to convert, and the reason for those."""
-    n = len(series)
-    kind = attr.type
-    if kind is AttributeType.string:
-        if series.map(lambda v: isinstance(v, str) or v is None).all():
-            text = series.to_numpy(dtype=object)
-        else:
-            text = _strings(series)
-        return pa.array(text, pa.string()), np.zeros(n, bool), ""
-    if kind in (AttributeType.integer, AttributeType.float):
-        numeric, bad = _number(series, kind is AttributeType.integer)
-        mask = np.isnan(numeric) | bad
-        values = numeric.copy()
-        values[mask] = 0
-        arr = pa.array(
-            values.astype(np.int64) if kind is AttributeType.integer else values, mask=mask
-        )
-        what = "an integer" if kind is AttributeType.integer else "a number"
-        return arr, bad, f"is not {what}"
-    if kind is AttributeType.boolean:
-        lowered = series.map(lambda v: str(v).strip().casefold() if v is not None else None)
-        truth = lowered.isin(_TRUE).to_numpy()
-        false = lowered.isin(_FALSE).to_numpy()
-        given = series.notna().to_numpy()
-        bad = given & ~truth & ~false
-        return pa.array(truth, mask=~(truth | false)), bad, "is not yes/no (true/false, 是/否)"
-    if kind is AttributeType.date:
-        parsed = _dates(series)
-        missing = parsed.isna().to_numpy()
-        bad = series.notna().to_numpy() & missing
-        days = parsed.dt.date.to_numpy(dtype=object).copy()
-        days[missing] = None
-        arr = pa.array(days, pa.date32())
-        return arr, bad, "is not a date (YYYY-MM-DD)"
-    parsed = _datetimes(series)
-    bad = series.notna().to_numpy() & parsed.isna().to_numpy()
-    return pa.array(parsed, pa.timestamp("us", tz="UTC")), bad, "is not a date and time (ISO 8601)"
-
-
-def _trimmed(column: pa.Array) -> pa.Array:
-    """Return a string column trimmed, with empty strings as nulls."""
-    text = pc.utf8_trim_whitespace(column)
-    return pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
-
-
-def _arrow_convert(
-    attr: Attribute, column: pa.Array | None, n: int
-) -> tuple[pa.Array, np.ndarray, str, object]:
-    """Return typed values, failed rows, the reason and the raw values (for reports).
-
-    Arrow compute handles the usual cases without a Python loop; unusual ones (numbers or
-    dates written as text in odd forms) fall back to pandas.
-    """
-    kind = attr.type
-    target = {
-        AttributeType.string: pa.string(),
-        AttributeType.integer: pa.int64(),
-        AttributeType.float: pa.float64(),
-        AttributeType.boolean: pa.bool_(),
-        AttributeType.date: pa.date32(),
-    }.get(kind, pa.timestamp("us", tz="UTC"))
-    if column is None:
-        return pa.nulls(n, target), np.zeros(n, bool), "", None
-    if pa.types.is_large_string(column.type):
-        column = column.cast(pa.string())
-    if pa.types.is_string(column.type):
-        column = _trimmed(column)
-    raw = column
-    none = np.zeros(n, bool)
-    if kind is AttributeType.string and pa.types.is_string(column.type):
-        return column, none, "", raw
-    if kind is AttributeType.float and (
-        pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
-    ):
-        return column.cast(pa.float64()), none, "", raw
-    if kind is AttributeType.integer and pa.types.is_integer(column.type):
-        return column.cast(pa.int64()), none, "", raw
-    if kind in (AttributeType.integer, AttributeType.float) and pa.types.is_string(column.type):
-        try:
-            as_float = pc.cast(column, pa.float64())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            as_float = None
-        if as_float is not None:
-            if kind is AttributeType.float:
-                return as_float, none, "", raw
-            whole = pc.equal(as_float, pc.floor(as_float)).fill_null(True)
-            if pc.all(whole).as_py():
-                return as_float.cast(pa.int64()), none, "", raw
-    if kind is AttributeType.boolean and pa.types.is_boolean(column.type):
-        return column, none, "", raw
-    if kind is AttributeType.date and pa.types.is_date(column.type):
-        return column.cast(pa.date32()), none, "", raw
-    if kind is AttributeType.date and pa.types.is_timestamp(column.type):
-        local = (
-            column
-            if column.type.tz is None
-            else pc.local_timestamp(column.cast(pa.timestamp(column.type.unit, tz=LOCAL_TZ)))
-        )
-        return local.cast(pa.date32()), none, "", raw
-    if kind is AttributeType.datetime and pa.types.is_timestamp(column.type):
-        if column.type.tz is None:
-            zoned = pc.assume_timezone(
-                column, LOCAL_TZ, ambiguous="earliest", nonexistent="earliest"
-            )
-        else:
-            zoned = column
-        return zoned.cast(pa.timestamp("us", tz="UTC")), none, "", raw
-    values, bad, reason = _convert(attr, _text(column, n))
-    return values, bad, reason, raw
-
-
-def _dates(series: pd.Series) -> pd.Series:
-    text = series.astype("string").str.replace(r"[/.年月]", "-", regex=True).str.rstrip("日")
-    out = pd.to_datetime(text.str.slice(0, 10), format="%Y-%m-%d", errors="coerce")
-    compact = out.isna() & text.str.fullmatch(r"\d{8}").fillna(False)
-    if compact.any():
-        out[compact] = pd.to_datetime(text[compact], format="%Y%m%d", errors="coerce")
-    return out
-
-
-def _datetimes(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        values = series
-    else:
-        values = pd.to_datetime(
-            series.astype("string"), errors="coerce", format="ISO8601", utc=False
-        )
-    if getattr(values.dt, "tz", None) is None:
-        values = values.dt.tz_localize(LOCAL_TZ, ambiguous="NaT", nonexistent="NaT")
-    return values.dt.tz_convert("UTC")
-
-
 class Checker:
     """Validate batches of one file against one layer."""
 
@@ -304,6 +145,7 @@ class Checker:
         self.single_id = _TYPE_IDS[single.value]
         self.multi_id = _TYPE_IDS["Multi" + single.value]
         self.is_multi = layer.geometry.is_multi
+        self.points = self.single_id == 0 and not self.is_multi
         self.geographic = source_crs.is_offset or bool(
             source_crs.crs is not None and source_crs.crs.is_geographic
         )
@@ -322,8 +164,14 @@ class Checker:
         keep = ~problems.bad
         mask = pa.array(keep)
         accepted = {name: col.filter(mask) for name, col in columns.items()}
-        good = shapely.set_srid(geoms[keep], self.srid)
-        ewkb = pa.array(shapely.to_wkb(good, include_srid=True, output_dimension=2), pa.binary())
+        good = geoms[keep]
+        if self.points:
+            ewkb = point_ewkb(good, self.srid)
+        else:
+            wkb = shapely.to_wkb(
+                shapely.set_srid(good, self.srid), include_srid=True, output_dimension=2
+            )
+            ewkb = pa.array(wkb, pa.binary())
         repaired = [int(rows[i]) for i in self._repaired if keep[i]]
         return Checked(
             rows=rows[keep],
@@ -331,6 +179,7 @@ class Checker:
             ewkb=ewkb,
             rejected=self._rejected(rows, problems, geoms),
             repaired=repaired,
+            geoms=good,
         )
 
     def _rejected(self, rows: np.ndarray, problems: _Problems, geoms: np.ndarray) -> Rejected:
@@ -350,7 +199,7 @@ class Checker:
     def _attribute(
         self, attr: Attribute, column: pa.Array | None, n: int, problems: _Problems
     ) -> pa.Array:
-        values, bad, reason, raw = _arrow_convert(attr, column, n)
+        values, bad, reason, raw = arrow_convert(attr, column, n)
         problems.add(bad, attr.name, f"{attr.name} {reason}", raw)
         missing = values.is_null().to_numpy(zero_copy_only=False) & ~bad
         if attr.required:
@@ -413,14 +262,17 @@ class Checker:
     def _geometry(self, batch: SourceBatch, problems: _Problems) -> np.ndarray:
         n = batch.rows
         self._repaired: list[int] = []
-        if batch.wkb is not None:
+        plain = _plain_points(batch.wkb) if batch.wkb is not None else None
+        if plain is not None:
+            geoms = plain
+        elif batch.wkb is not None:
             raw = batch.wkb.to_numpy(zero_copy_only=False)
             geoms = shapely.from_wkb(raw, on_invalid="ignore")
             problems.add(pd.isna(raw), None, "geometry is missing")
             problems.add(~pd.isna(raw) & pd.isna(geoms), None, "geometry cannot be decoded")
         else:
-            x, bad_x = _number(_text(batch.lon, n), False)
-            y, bad_y = _number(_text(batch.lat, n), False)
+            x, bad_x = number(text_series(batch.lon, n), False)
+            y, bad_y = number(text_series(batch.lat, n), False)
             problems.add(bad_x | bad_y, None, "coordinates are not numbers")
             problems.add(np.isnan(x) | np.isnan(y), None, "coordinates are missing")
             geoms = shapely.points(np.nan_to_num(x), np.nan_to_num(y))
@@ -453,14 +305,13 @@ class Checker:
         fits = (ids == self.single_id) | (ids == self.multi_id)
         if not self.is_multi:
             fits &= ~((ids == self.multi_id) & (parts != 1))
-        names = np.where(ids >= 0, types[np.clip(ids, 0, 7)], "")
-        problems.add(
-            ok & ~fits,
-            None,
-            np.char.add(
-                np.char.add("geometry is a ", names), f" where {self.layer.code} takes {want}"
-            ),
-        )
+        wrong = ok & ~fits
+        if wrong.any():
+            names = np.full(len(geoms), "", dtype=object)
+            names[wrong] = [
+                f"geometry is a {types[i]} where {self.layer.code} takes {want}" for i in ids[wrong]
+            ]
+            problems.add(wrong, None, names)
         out = geoms.copy()
         if self.is_multi:
             promote = np.flatnonzero(~problems.bad & (ids == self.single_id))
@@ -548,6 +399,26 @@ class Checker:
                     f"would turn it into a {fixed.geom_type}",
                 )
         return out
+
+
+def _plain_points(wkb: pa.Array) -> np.ndarray | None:
+    """Return the points of a batch decoded with numpy when every value is a plain 2D point.
+
+    Plain means: present, 21 bytes, little endian, type 1 (Point), finite coordinates, as
+    GeoPackage and most point files hold them; anything else returns None (shapely reads it).
+    """
+    if len(wkb) == 0 or wkb.null_count or not pc.all(pc.equal(pc.binary_length(wkb), 21)).as_py():
+        return None
+    fixed = wkb.cast(pa.binary()).cast(pa.binary(21))
+    data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
+    data = data[fixed.offset * 21 : (fixed.offset + len(fixed)) * 21]
+    cells = data.view(np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")]))
+    if not ((cells["order"] == 1).all() and (cells["type"] == 1).all()):
+        return None
+    x, y = cells["x"], cells["y"]
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        return None
+    return shapely.points(x, y)
 
 
 def geometry_family(kind: GeometryType) -> str:

@@ -150,3 +150,29 @@ def test_case_stream_from_the_generated_district(district, tmp_path):
     assert count == len(lines) == 200
     systems = {line.split('"system":"', 1)[1].split('"', 1)[0] for line in lines}
     assert len(systems) >= 4
+
+
+@pytest.mark.slow
+def test_codes_placed_while_reading_are_the_ones_postgis_finds(loaded, engine, settings):
+    """Each feature's codes: the smallest cell holding its anchor, else the village (SQL)."""
+    for layer, anchor in (("house_number", "t.geom"), ("building", "ST_PointOnSurface(t.geom)")):
+        with engine.connect() as conn:
+            total, grid, division, district = conn.execute(
+                text(f"""
+                WITH found AS (
+                    SELECT t.grid_code, t.division_code, t.district_code,
+                        (SELECT min(c.code) FROM layers.grid_cell c
+                         WHERE ST_Intersects(c.geom, {anchor})) AS cell,
+                        (SELECT min(v.code) FROM layers.village_boundary v
+                         WHERE ST_Intersects(v.geom, {anchor})) AS village
+                    FROM layers."{layer}" t)
+                SELECT count(*),
+                    count(*) FILTER (WHERE grid_code IS DISTINCT FROM cell),
+                    count(*) FILTER (
+                        WHERE division_code IS DISTINCT FROM coalesce(left(cell, 12), village)),
+                    count(*) FILTER (WHERE district_code <> coalesce(
+                        left(coalesce(left(cell, 12), village), 6), :district))
+                FROM found""").bindparams(district=settings.district_code)
+            ).one()
+        assert total > 100, layer
+        assert (grid, division, district) == (0, 0, 0), layer

@@ -8,6 +8,7 @@ compared with the input (text exactly, coordinates against pyproj within 1e-7 de
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 from datetime import date
 from pathlib import Path
@@ -140,17 +141,33 @@ def test_zipped_shapefile_utf8_with_cpg(ingest: Ingest, make: Maker, tmp_path: P
 
 @pytest.mark.filterwarnings("ignore::UserWarning", "ignore::RuntimeWarning")
 def test_zipped_shapefile_utf8_chinese_field_names_cut_at_ten_bytes(
-    ingest: Ingest, make: Maker, tmp_path: Path
+    ingest: Ingest, make: Maker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """GDAL cuts UTF-8 DBF names at 10 bytes, mid-character: 养护单位 becomes 养护单 + 1 byte."""
+    """GDAL cuts UTF-8 DBF names at 10 bytes, mid-character: 养护单位 becomes 养护单 + 1 byte.
+
+    The repaired copy of the shapefile is removed once the load is over.
+    """
     rows = make.lamps(30, seed=14)
     src = make.geojson(tmp_path / "src.geojson", _delivered(rows), _points(rows), LAMP_ZH)
     folder = tmp_path / "shp"
     folder.mkdir()
     shp = make.ogr2ogr(folder / "lamps.shp", src, "-f", "ESRI Shapefile", "-lco", "ENCODING=UTF-8")
     path = make.zip_parts(tmp_path / "lamps.zip", shp)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    made: list[Path] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*args: Any, **kwargs: Any) -> str:
+        made.append(Path(real_mkdtemp(*args, **kwargs)))
+        return str(made[-1])
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     result = ingest.load(path, "street_lamp")
     _assert_lamps(ingest, result, rows, *_to_4490(4326, *_xy(rows)))
+    assert [p.name[:11] for p in made] == ["sibiao-shp-"]  # a repaired copy was made ...
+    assert not made[0].exists() and list(scratch.iterdir()) == []  # ... and removed
 
 
 def _gbk_shapefile(make: Maker, tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
