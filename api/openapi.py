@@ -5,7 +5,9 @@ converted (``type: [x, "null"]`` and ``anyOf [.., null]`` to ``nullable``, ``con
 ``enum``, ``examples`` to ``example``, numeric ``exclusiveMinimum``, ``$ref`` siblings
 under ``allOf``, binary uploads), the OGC parameters are declared properly (``limit``:
 integer, default 100, maximum 10000, form style, explode false), and a path per collection
-is generated from the catalog. Built once per app, on first request.
+is generated from the catalog for the layers the caller may read (``layers.access``), so a
+layer hidden from a role is not named in its document. Built once per app and set of
+readable sensitivities, on first request.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from api.links import OPENAPI_30
-from layers.access import served_layers
+from api.readers import ReaderDep
+from layers.access import DEFAULT_READER, Reader, readable_layers
 from layers.collections import offered_crs
 from layers.features import DEFAULT_LIMIT, MAX_LIMIT
 from schemas.catalog import Catalog
@@ -212,8 +215,8 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/parameters/{name}"}
 
 
-def collection_paths(catalog: Catalog) -> dict[str, Any]:
-    """Return a path item per served collection (items, item, queryables, tiles)."""
+def collection_paths(catalog: Catalog, reader: Reader = DEFAULT_READER) -> dict[str, Any]:
+    """Return a path item per collection ``reader`` may read (items, item, queryables)."""
     paths: dict[str, Any] = {}
     feature_id = {
         "name": "featureId",
@@ -222,7 +225,7 @@ def collection_paths(catalog: Catalog) -> dict[str, Any]:
         "schema": {"type": "integer"},
         "description": "feature id",
     }
-    for layer in served_layers(catalog):
+    for layer in readable_layers(catalog, reader):
         base = f"/collections/{layer.code}"
         title = f"{layer.zh} {layer.en}"
         tag = ["Collections"]
@@ -269,8 +272,10 @@ def collection_paths(catalog: Catalog) -> dict[str, Any]:
     return paths  # fmt: skip
 
 
-def build_document(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
-    """Return the app's OpenAPI 3.0 document with the catalog's collections."""
+def build_document(
+    app: FastAPI, catalog: Catalog, reader: Reader = DEFAULT_READER
+) -> dict[str, Any]:
+    """Return the app's OpenAPI 3.0 document with the collections ``reader`` may read."""
     doc = to_openapi_30(app.openapi())
     components = doc.setdefault("components", {})
     components.setdefault("parameters", {}).update(ogc_parameters())
@@ -278,21 +283,22 @@ def build_document(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
     if generic is not None:
         path_params = [p for p in generic.get("parameters", []) if p.get("in") == "path"]
         generic["parameters"] = path_params + [_ref(p) for p in ITEMS_PARAMS]
-    doc.setdefault("paths", {}).update(collection_paths(catalog))
+    doc.setdefault("paths", {}).update(collection_paths(catalog, reader))
     return doc
 
 
 def install_openapi_30(app: FastAPI, catalog: Catalog) -> None:
-    """Serve the 3.0 document at ``/api`` (built once, on first request)."""
+    """Serve the 3.0 document at ``/api`` (built once per readable set, on first request)."""
     lock = threading.Lock()
-    cache: dict[str, bytes] = {}
+    cache: dict[frozenset[Any], bytes] = {}
 
     @app.get("/api", include_in_schema=False)
-    def api_document() -> Response:
+    def api_document(reader: ReaderDep) -> Response:
+        key = reader.levels
         with lock:
-            if "doc" not in cache:
+            if key not in cache:
                 import json
 
-                document = build_document(app, catalog)
-                cache["doc"] = json.dumps(document, ensure_ascii=False).encode()
-        return Response(cache["doc"], media_type=OPENAPI_30)
+                document = build_document(app, catalog, reader)
+                cache[key] = json.dumps(document, ensure_ascii=False).encode()
+        return Response(cache[key], media_type=OPENAPI_30)

@@ -1,10 +1,15 @@
-"""Which layers are served over HTTP, their tables as SQLAlchemy objects, and output CRSs.
+"""Which layers are served over HTTP and to whom, their tables as SQLAlchemy objects, output CRSs.
 
-Restricted layers (personal data) are neither listed nor served until roles exist: every
-lookup answers for them exactly as for an unknown code. Raster layers are not feature
-collections. Tables are declared from the catalog with :func:`schemas.tables.layer_table`
-in a private ``MetaData``, so identifiers in SQL come from the catalog and are quoted by
-SQLAlchemy, never from the request.
+The one rule of who reads a layer lives here (:class:`Reader`): a caller reads the layers
+whose sensitivity its role may read (``api/policy.yaml``, section ``sensitivity``, turned
+into a :class:`Reader` by the API), and reads restricted layers' personal fields masked
+unless its role sees them as stored (:mod:`layers.masking`). A layer the caller may not read
+is not listed, and naming it answers as the policy does (401 anonymous, 403 others); with
+authentication off (no roles: :data:`DEFAULT_READER`) public and internal layers are served
+and restricted ones are unknown (404). Raster layers are not feature collections. Tables
+are declared from the catalog with :func:`schemas.tables.layer_table` in a private
+``MetaData``, so identifiers in SQL come from the catalog and are quoted by SQLAlchemy,
+never from the request.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Final
 from sqlalchemy import MetaData, Table
 
 from schemas.catalog import Catalog, Layer, Sensitivity
-from schemas.errors import InvalidInput, NotFound
+from schemas.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from schemas.geodesy import CRS84_URI, EPSG_URI_PREFIX, OUTPUT_CRS_URIS, SourceCrs, parse_crs
 from schemas.tables import layer_table
 
@@ -26,14 +31,53 @@ _TABLES: dict[tuple[int, int], tuple[Catalog, MetaData, dict[str, Table]]] = {}
 _TABLES_LOCK = threading.Lock()
 
 
+@dataclass(frozen=True, slots=True)
+class Reader:
+    """Who reads layers: the sensitivities its role may read, and personal fields masked or not.
+
+    ``role`` is None when authentication is off (no roles: nothing is refused, restricted
+    layers are simply not served); ``"anonymous"`` for a caller without credentials.
+    """
+
+    levels: frozenset[Sensitivity]
+    mask: bool = False
+    role: str | None = None
+
+    def may_read(self, layer: Layer) -> bool:
+        """Return whether this reader may read ``layer``."""
+        return layer.sensitivity in self.levels
+
+    def masks(self, layer: Layer) -> bool:
+        """Return whether this reader gets ``layer``'s personal fields masked."""
+        return self.mask and bool(layer.personal_fields)
+
+    def refuse(self, layer: Layer) -> Exception:
+        """Return the error for a layer this reader may not read (as the policy answers)."""
+        if self.role is None:
+            return _unknown(layer.code)
+        what = f"{layer.sensitivity.value} layer {layer.code}"
+        if self.role == "anonymous":
+            return Unauthenticated(f"sign in to read the {what}")
+        return Forbidden(f"the role {self.role} may not read the {what}")
+
+
+#: Authentication off, or a caller inside the platform: public and internal layers.
+DEFAULT_READER: Final = Reader(levels=SERVED)
+
+
 def is_served(layer: Layer) -> bool:
-    """Return whether a layer is served (not restricted)."""
-    return layer.sensitivity in SERVED
+    """Return whether a layer is served without roles (authentication off: not restricted)."""
+    return DEFAULT_READER.may_read(layer)
+
+
+def readable_layers(catalog: Catalog, reader: Reader = DEFAULT_READER) -> tuple[Layer, ...]:
+    """Return the vector layers ``reader`` may read, in catalog order."""
+    return tuple(lyr for lyr in catalog.vector_layers if reader.may_read(lyr))
 
 
 def served_layers(catalog: Catalog) -> tuple[Layer, ...]:
-    """Return the vector layers served as feature collections, in catalog order."""
-    return tuple(lyr for lyr in catalog.vector_layers if is_served(lyr))
+    """Return the vector layers served without roles (authentication off), in catalog order."""
+    return readable_layers(catalog, DEFAULT_READER)
 
 
 def _unknown(code: str) -> NotFound:
@@ -41,17 +85,19 @@ def _unknown(code: str) -> NotFound:
     return NotFound(f"no collection {shown!r}; GET /collections lists them")
 
 
-def served_layer(catalog: Catalog, code: str, *, restricted: bool = False) -> Layer:
-    """Return a served vector layer; raise NotFound for unknown, restricted or raster codes.
+def served_layer(catalog: Catalog, code: str, *, reader: Reader = DEFAULT_READER) -> Layer:
+    """Return a vector layer ``reader`` may read.
 
-    ``restricted``: the caller was let through to a restricted layer by the policy (the
-    OGC feature routes only); such a layer is served to it like the others.
+    Raise NotFound for unknown and raster codes (and restricted ones without roles),
+    Unauthenticated/Forbidden for a layer the reader's role may not read.
     """
     if not catalog.has_layer(code):
         raise _unknown(code)
     layer = catalog.layer(code)
-    if layer.is_raster or not (is_served(layer) or restricted):
+    if layer.is_raster:
         raise _unknown(code)
+    if not reader.may_read(layer):
+        raise reader.refuse(layer)
     return layer
 
 
@@ -65,20 +111,22 @@ def served_raster(catalog: Catalog, code: str) -> Layer:
     raise NotFound(f"no raster layer {shown!r}")
 
 
-def layer_codes(catalog: Catalog, codes: list[str]) -> list[Layer]:
-    """Return served layers for a list of codes (each once, in the order given)."""
+def layer_codes(
+    catalog: Catalog, codes: list[str], *, reader: Reader = DEFAULT_READER
+) -> list[Layer]:
+    """Return the layers of a list of codes that ``reader`` may read (each once, in order)."""
     seen: dict[str, Layer] = {}
     for code in codes:
         if code not in seen:
-            seen[code] = served_layer(catalog, code)
+            seen[code] = served_layer(catalog, code, reader=reader)
     if not seen:
         raise InvalidInput("name at least one layer")
     return list(seen.values())
 
 
-def table_for(catalog: Catalog, code: str, *, srid: int, restricted: bool = False) -> Table:
-    """Return the SQLAlchemy table of a served layer (declared once per catalog and SRID)."""
-    layer = served_layer(catalog, code, restricted=restricted)
+def table_for(catalog: Catalog, code: str, *, srid: int, reader: Reader = DEFAULT_READER) -> Table:
+    """Return the SQLAlchemy table of a readable layer (declared once per catalog and SRID)."""
+    layer = served_layer(catalog, code, reader=reader)
     key = (id(catalog), srid)
     with _TABLES_LOCK:
         entry = _TABLES.get(key)

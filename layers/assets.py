@@ -1,9 +1,11 @@
 """Nearest asset: the feature of some asset layers closest to a point, within a radius.
 
 FixMyStreet's lesson: a report about a street lamp or a manhole cover belongs to the asset, and
-the asset's maintenance unit says who fixes it. Layer codes and attribute names come from the
-catalog (checked, then quoted); every value is a bound parameter. Distances are geodesic metres
-(0 inside a polygon asset).
+the asset's maintenance unit says who fixes it. The search is :func:`layers.nearby.nearest_rows`
+(the one nearest-feature query, also behind ``GET /nearby``): KNN on the GiST index, then exact
+geodesic metres (0 inside a polygon asset). Layer codes and attribute names come from the
+catalog (checked, then quoted); every value is a bound parameter. This is the platform's own
+question (intake routing a case), not a caller's read: any vector layer may be named.
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import Connection, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, TEXT
+from sqlalchemy import Connection
 
+from layers.nearby import Probe, check_point, nearest_rows, quote
 from schemas.catalog import Catalog, Layer
 from schemas.errors import InvalidInput
-from schemas.geodesy import STORAGE_EPSG, metres_to_degrees_hint
-from schemas.tables import LAYER_SCHEMA
+from schemas.geodesy import STORAGE_EPSG
 
 #: Attributes naming who looks after an asset, most specific first.
 UNIT_FIELDS: Final = (
@@ -52,13 +53,13 @@ def _unit_field(layer: Layer) -> str | None:
     return next((name for name in UNIT_FIELDS if name in names), None)
 
 
-def _branch(layer: Layer, k: int, filters: Mapping[str, Sequence[str]]) -> tuple[str, list[str]]:
-    """Return one layer's sub-select and the names of its filter parameters."""
-    key = " || '/' || ".join(f'a."{name}"::text' for name in layer.natural_key)
+def _probe(layer: Layer, k: int, filters: Mapping[str, Sequence[str]]) -> Probe:
+    """Return one layer's probe: its natural key and unit, its filters as bound arrays."""
+    key = " || '/' || ".join(f"t.{quote(name)}::text" for name in layer.natural_key)
     unit = _unit_field(layer)
-    unit_sql = f'a."{unit}"::text' if unit else "NULL::text"
-    where = ["ST_DWithin(a.geom, p.g, :deg)"]
-    params: list[str] = []
+    unit_sql = f"t.{quote(unit)}::text" if unit else "NULL::text"
+    where: list[str] = []
+    binds: dict[str, list[str]] = {}
     for j, name in enumerate(sorted(filters)):
         try:
             layer.attribute(name)
@@ -67,16 +68,9 @@ def _branch(layer: Layer, k: int, filters: Mapping[str, Sequence[str]]) -> tuple
                 f"layer {layer.code} has no attribute {name!r} to filter on"
             ) from None
         param = f"f{k}_{j}"
-        where.append(f'a."{name}"::text = ANY(:{param})')
-        params.append(param)
-    sql = f"""
-        (SELECT :layer{k} AS layer, {key} AS code, {unit_sql} AS unit,
-                CASE WHEN ST_Intersects(a.geom, p.g) THEN 0.0
-                     ELSE ST_Distance(a.geom::geography, p.g::geography) END AS dist
-         FROM {LAYER_SCHEMA}."{layer.table_name}" a, p
-         WHERE {" AND ".join(where)}
-         ORDER BY dist LIMIT 1)"""
-    return sql, params
+        where.append(f"t.{quote(name)}::text = ANY(:{param})")
+        binds[param] = [str(v) for v in filters[name]]
+    return Probe(layer, f"{key} AS code, {unit_sql} AS unit", tuple(where), binds)
 
 
 def nearest_asset(
@@ -99,37 +93,24 @@ def nearest_asset(
         return None
     if not (math.isfinite(radius_m) and radius_m >= 0):
         raise InvalidInput(f"radius must be a non-negative number of metres, not {radius_m}")
+    check_point(lon, lat)
     filters = filters or {}
-    branches: list[str] = []
-    values: dict[str, object] = {
-        "x": float(lon),
-        "y": float(lat),
-        "srid": srid,
-        "deg": metres_to_degrees_hint(radius_m, lat),
-        "radius": float(radius_m),
-    }
-    array_params: list[str] = []
-    order = {code: k for k, code in enumerate(layers)}
-    for k, code in enumerate(layers):
-        sql, params = _branch(_vector_layer(catalog, code), k, filters)
-        branches.append(sql)
-        values[f"layer{k}"] = code
-        for param, name in zip(params, sorted(filters), strict=True):
-            values[param] = [str(v) for v in filters[name]]
-            array_params.append(param)
-    union = " UNION ALL ".join(branches)
-    stmt = text(f"""
-        WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:x, :y), :srid) AS g)
-        SELECT layer, code, unit, dist FROM ({union}) hits
-        WHERE dist <= :radius
-    """).bindparams(*(bindparam(p, type_=ARRAY(TEXT)) for p in array_params))
-    rows = conn.execute(stmt, values).all()
-    if not rows:
-        return None
-    best = min(rows, key=lambda r: (round(float(r.dist), 6), order[r.layer], str(r.code)))
-    return AssetHit(
-        layer=str(best.layer),
-        code=str(best.code),
-        maintenance_unit=best.unit,
-        distance_m=round(float(best.dist), 3),
+    probes = [_probe(_vector_layer(catalog, code), k, filters) for k, code in enumerate(layers)]
+    found = nearest_rows(
+        conn,
+        probes=probes,
+        lon=float(lon),
+        lat=float(lat),
+        k=1,
+        radius_m=float(radius_m),
+        storage_epsg=srid,
     )
+    hits = [
+        (round(float(row.distance_m), 6), k, str(row.code), probes[k].layer.code, row.unit)
+        for k, rows in enumerate(found)
+        for row in rows
+    ]
+    if not hits:
+        return None
+    dist, _, code, layer, unit = min(hits, key=lambda h: (h[0], h[1], h[2]))
+    return AssetHit(layer=layer, code=code, maintenance_unit=unit, distance_m=round(dist, 3))

@@ -18,7 +18,6 @@ transforms (4547, 3857) and swaps; bbox-crs and filter-crs coordinates follow th
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -42,10 +41,18 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import DataError
 
-from layers.access import OutputCrs, north_first, output_crs, served_layer, table_for
+from layers.access import (
+    DEFAULT_READER,
+    OutputCrs,
+    Reader,
+    north_first,
+    output_crs,
+    served_layer,
+    table_for,
+)
 from layers.cql import filter_clause, parse_filter
 from layers.live import LiveLayers
-from layers.masking import mask_properties
+from layers.masking import masked_features, without_personal
 from schemas.catalog import AttributeType, Catalog, Layer
 from schemas.errors import InvalidInput, NotFound
 from schemas.geodesy import OUTPUT_CRS_URIS, parse_crs
@@ -332,29 +339,6 @@ def _run(conn: Connection, statement: Select[Any]) -> Any:
         raise InvalidInput(f"the filter cannot be evaluated: {diag or 'invalid value'}") from None
 
 
-def without_personal(layer: Layer) -> Layer:
-    """Return the layer as a masked reader may query it: its personal attributes left out.
-
-    Filtering or sorting on a masked field would tell its values (``person_name LIKE '张三%'``),
-    so for such a reader they are not queryable and not sortable: naming one is a 400.
-    """
-    if not layer.personal_fields:
-        return layer
-    kept = [a for a in layer.attributes if not a.personal]
-    return layer.model_copy(update={"attributes": kept})
-
-
-def masked_features(layer: Layer, features: str) -> str:
-    """Return comma-joined GeoJSON Feature texts with the layer's personal fields masked."""
-    if not features or not layer.personal_fields:
-        return features
-    parsed = json.loads(f"[{features}]")
-    for feature in parsed:
-        feature["properties"] = mask_properties(layer, feature.get("properties") or {})
-    text = json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
-    return text[1:-1]
-
-
 def items(
     conn: Connection,
     *,
@@ -363,20 +347,20 @@ def items(
     code: str,
     query: ItemsQuery,
     storage_epsg: int,
-    restricted: bool = False,
-    mask: bool = False,
+    reader: Reader = DEFAULT_READER,
 ) -> ItemsPage:
-    """Return one page of a served layer's features matching ``query``.
+    """Return one page of the features matching ``query`` of a layer ``reader`` may read.
 
-    ``restricted``: restricted layers are served too (the policy let the caller through);
-    ``mask``: personal fields are masked and may not be filtered or sorted on.
+    When the reader gets personal fields masked, they are masked and may not be filtered or
+    sorted on.
     """
-    layer = served_layer(catalog, code, restricted=restricted)
+    layer = served_layer(catalog, code, reader=reader)
+    mask = reader.masks(layer)
     if not 1 <= query.limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be within 1..{MAX_LIMIT}")
     if not 0 <= query.offset <= MAX_OFFSET:
         raise InvalidInput(f"offset must be within 0..{MAX_OFFSET}")
-    table = table_for(catalog, code, srid=storage_epsg, restricted=restricted)
+    table = table_for(catalog, code, srid=storage_epsg, reader=reader)
     out = output_crs(query.crs, storage_epsg=storage_epsg)
     queried = without_personal(layer) if mask else layer
     if mask:
@@ -416,15 +400,12 @@ def item(
     crs: str | None,
     properties: Sequence[str] | None,
     storage_epsg: int,
-    restricted: bool = False,
-    mask: bool = False,
+    reader: Reader = DEFAULT_READER,
 ) -> tuple[str, OutputCrs]:
-    """Return one feature as GeoJSON text and its CRS; raise NotFound.
-
-    ``restricted`` and ``mask`` as for :func:`items`.
-    """
-    layer = served_layer(catalog, code, restricted=restricted)
-    table = table_for(catalog, code, srid=storage_epsg, restricted=restricted)
+    """Return one feature as GeoJSON text and its CRS; raise NotFound (``reader`` as for items)."""
+    layer = served_layer(catalog, code, reader=reader)
+    mask = reader.masks(layer)
+    table = table_for(catalog, code, srid=storage_epsg, reader=reader)
     out = output_crs(crs, storage_epsg=storage_epsg)
     props = _names(layer, properties, "property")
     if not fid.isascii() or not fid.isdigit() or len(fid) > 18:
@@ -448,7 +429,13 @@ def _iso(value: Any) -> ColumnElement[str]:
 
 
 def extents(
-    conn: Connection, *, catalog: Catalog, live: LiveLayers, codes: Sequence[str], storage_epsg: int
+    conn: Connection,
+    *,
+    catalog: Catalog,
+    live: LiveLayers,
+    codes: Sequence[str],
+    storage_epsg: int,
+    reader: Reader = DEFAULT_READER,
 ) -> dict[str, Extent]:
     """Return each layer's extent, computed once per layer version (one query for all)."""
     result: dict[str, Extent] = {}
@@ -463,8 +450,8 @@ def extents(
     if todo:
         parts = []
         for code, _ in todo:
-            layer = served_layer(catalog, code)
-            table = table_for(catalog, code, srid=storage_epsg)
+            layer = served_layer(catalog, code, reader=reader)
+            table = table_for(catalog, code, srid=storage_epsg, reader=reader)
             box = func.ST_Extent(table.c.geom)
             time_col = table.c[layer.time_field] if layer.time_field else None
             parts.append(

@@ -20,6 +20,7 @@ empty field tells nothing). Everything here is pure: no database, no request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Final
@@ -111,3 +112,26 @@ def mask_properties(layer: Layer, properties: Mapping[str, Any]) -> dict[str, An
         name: mask_value(name, value) if name in personal else value
         for name, value in properties.items()
     }
+
+
+def without_personal(layer: Layer) -> Layer:
+    """Return the layer as a masked reader may query it: its personal attributes left out.
+
+    Filtering or sorting on a masked field would tell its values (``person_name LIKE '张三%'``),
+    so for such a reader they are not queryable and not sortable: naming one is a 400.
+    """
+    if not layer.personal_fields:
+        return layer
+    kept = tuple(a for a in layer.attributes if not a.personal)
+    return layer.model_copy(update={"attributes": kept})
+
+
+def masked_features(layer: Layer, features: str) -> str:
+    """Return comma-joined GeoJSON Feature texts with the layer's personal fields masked."""
+    if not features or not layer.personal_fields:
+        return features
+    parsed = json.loads(f"[{features}]")
+    for feature in parsed:
+        feature["properties"] = mask_properties(layer, feature.get("properties") or {})
+    text = json.dumps(parsed, ensure_ascii=False, separators=(",", ":"))
+    return text[1:-1]

@@ -1,25 +1,35 @@
 """Planner questions in geodesic metres: nearest features, features in an area, coverage.
 
 Distances are ``ST_Distance`` on geography (the storage CRS's ellipsoid, CGCS2000 ≈
-GRS80), so exact, not planar degrees. The GiST index on ``geom`` still does the
-searching: a box in degrees that surely holds the distance (:func:`_expand_sql`, the same
-bound as :func:`schemas.geodesy.metres_to_degrees_hint`) filters first, and exact
-distances decide. For the k nearest without a radius, a KNN scan (``<->``, planar) finds k
-candidates; the largest geodesic distance among them bounds the k-th nearest, and the
-exact search within that bound orders the answer.
+GRS80), so exact, not planar degrees; 0 inside a polygon. The GiST index on ``geom`` does
+the searching. The k nearest (:func:`nearest_rows`, used by :func:`nearest` and by
+:func:`layers.assets.nearest_asset`): a KNN scan (``<->``, planar degrees) finds k
+candidates; there are k features within the largest geodesic distance among them, so that
+distance (or the radius, when smaller) bounds the k-th nearest; the features inside a box
+in degrees that surely holds that distance (:func:`_expand_sql`, the bound of
+:func:`schemas.geodesy.metres_to_degrees_hint`) are measured exactly and the k nearest
+kept. All layers of a question go in one statement.
+
+Which layers a caller may read, and whether their personal fields are masked, is
+:class:`layers.access.Reader`'s to say.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import shapely
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, TEXT
 
-from layers.access import served_layer
+from layers.access import DEFAULT_READER, Reader, served_layer
+from layers.masking import mask_properties
+from layers.reads import one_statement
 from schemas.catalog import Catalog, Layer, LayerRole
 from schemas.errors import InvalidInput
 from schemas.tables import LAYER_SCHEMA
@@ -31,20 +41,22 @@ MAX_COVERAGE_M: Final = 50_000.0
 # Metres per degree: meridian minimum (equator) and equatorial parallel, as in geodesy.
 _M_PER_DEG_LAT: Final = 110_574.0
 _M_PER_DEG_LON: Final = math.radians(6378137.0)
+_NO_RADIUS: Final = MAX_RADIUS_M * 100
 
 
-def _quote(name: str) -> str:
+def quote(name: str) -> str:
+    """Quote a catalog identifier (layer code, attribute name); refuse anything else."""
     if not name.replace("_", "").isalnum() or not name.isascii():
         raise InvalidInput(f"{name!r} is not an identifier")
     return f'"{name}"'
 
 
 def _table(layer: Layer) -> str:
-    return f"{LAYER_SCHEMA}.{_quote(layer.code)}"
+    return f"{LAYER_SCHEMA}.{quote(layer.code)}"
 
 
 def _props(layer: Layer, alias: str) -> str:
-    pairs = ", ".join(f"'{a.name}', {alias}.{_quote(a.name)}" for a in layer.attributes)
+    pairs = ", ".join(f"'{a.name}', {alias}.{quote(a.name)}" for a in layer.attributes)
     return f"json_build_object({pairs})"
 
 
@@ -54,6 +66,89 @@ def _expand_sql(point: str, metres: str) -> str:
     widest = f"least(abs(ST_Y({point})) + {dlat}, 89.0)"
     dlon = f"({metres}) / ({_M_PER_DEG_LON} * cos(radians({widest})))"
     return f"ST_Expand({point}, ({dlon}) * 1.001, ({dlat}) * 1.001)"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One layer's part of a nearest question.
+
+    ``columns``: the select list over alias ``t`` (catalog identifiers only, quoted);
+    ``where``: conditions over ``t`` whose values are bound parameters named in ``binds``
+    (lists are bound as text arrays). Every probe of one question selects the same columns.
+    """
+
+    layer: Layer
+    columns: str
+    where: tuple[str, ...] = ()
+    binds: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _nearest_sql(code: str, columns: str, where: tuple[str, ...], index: int) -> str:
+    """Return one probe's branch; ``p.g`` is the point, ``p.gg`` the same as geography."""
+    table = f"{LAYER_SCHEMA}.{quote(code)}"
+    cond = " AND ".join(where) or "true"
+    return f"""(SELECT {index} AS probe, t.fid, {columns},
+ ST_Distance(t.geom::geography, p.gg) AS distance_m
+FROM p, LATERAL (SELECT least(max(ST_Distance(c.geom::geography, p.gg)), p.r) AS d
+ FROM (SELECT t.geom FROM {table} t WHERE {cond} ORDER BY t.geom <-> p.g LIMIT :k) c) b,
+ {table} t
+WHERE {cond} AND t.geom && {_expand_sql("p.g", "b.d")}
+ AND ST_Distance(t.geom::geography, p.gg) <= b.d
+ORDER BY distance_m, t.fid LIMIT :k)"""
+
+
+@functools.lru_cache(maxsize=256)
+def _statement(
+    branches: tuple[tuple[str, str, tuple[str, ...]], ...], arrays: tuple[str, ...], srid: int
+) -> TextClause:
+    """Return the statement of a question (cached: the same layers ask the same SQL)."""
+    point = f"ST_SetSRID(ST_MakePoint(:lon, :lat), {int(srid)})"
+    union = "\nUNION ALL\n".join(
+        _nearest_sql(code, columns, where, i) for i, (code, columns, where) in enumerate(branches)
+    )
+    sql = f"""WITH p AS MATERIALIZED (SELECT {point} AS g, {point}::geography AS gg,
+ CAST(:radius AS double precision) AS r)
+{union}"""
+    return text(sql).bindparams(*(bindparam(n, type_=ARRAY(TEXT)) for n in arrays))
+
+
+def nearest_rows(
+    conn: Connection,
+    *,
+    probes: Sequence[Probe],
+    lon: float,
+    lat: float,
+    k: int,
+    radius_m: float | None,
+    storage_epsg: int,
+) -> list[list[Any]]:
+    """Return, per probe, the k rows nearest to lon/lat (within ``radius_m``), nearest first.
+
+    Ties in distance go to the smaller fid. Each row has ``fid``, the probe's columns and
+    ``distance_m`` (geodesic metres).
+    """
+    if not probes:
+        return []
+    values: dict[str, Any] = {
+        "lon": float(lon),
+        "lat": float(lat),
+        "k": int(k),
+        "radius": _NO_RADIUS if radius_m is None else float(radius_m),
+    }
+    arrays: list[str] = []
+    for probe in probes:
+        for name, value in probe.binds.items():
+            values[name] = value
+            if isinstance(value, list):
+                arrays.append(name)
+    branches = tuple((p.layer.code, p.columns, p.where) for p in probes)
+    stmt = _statement(branches, tuple(arrays), storage_epsg)
+    out: list[list[Any]] = [[] for _ in probes]
+    with one_statement(conn):
+        rows = conn.execute(stmt, values).all()
+    for row in rows:
+        out[int(row.probe)].append(row)
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,7 +169,8 @@ class Found:
         return {"type": "Feature", "id": self.fid, "geometry": self.geometry, "properties": props}
 
 
-def _check_point(lon: float, lat: float) -> None:
+def check_point(lon: float, lat: float) -> None:
+    """Refuse a point that is not a longitude/latitude."""
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
         raise InvalidInput(f"point ({lon}, {lat}) is not a longitude/latitude")
 
@@ -89,45 +185,40 @@ def nearest(
     k: int = 5,
     radius_m: float | None = None,
     storage_epsg: int = 4490,
+    reader: Reader = DEFAULT_READER,
 ) -> dict[str, list[Found]]:
     """Return, per layer, the k features nearest to a storage lon/lat point, nearest first."""
-    _check_point(lon, lat)
+    check_point(lon, lat)
     if not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be within 1..{MAX_K}")
     if radius_m is not None and not (math.isfinite(radius_m) and 0 < radius_m <= MAX_RADIUS_M):
         raise InvalidInput(f"radius_m must be within (0, {MAX_RADIUS_M:g}]")
-    found: dict[str, list[Found]] = {}
-    for code in dict.fromkeys(layers):
-        layer = served_layer(catalog, code)
-        table = _table(layer)
-        sql = f"""
-            WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), {int(storage_epsg)}) AS g),
-            cand AS (SELECT t.geom FROM {table} t ORDER BY t.geom <-> (SELECT g FROM pt) LIMIT :k),
-            bound AS (
-                SELECT least(max(ST_Distance(c.geom::geography, (SELECT g FROM pt)::geography)),
-                             CAST(:radius AS double precision)) AS d
-                FROM cand c)
-            SELECT t.fid, {_props(layer, "t")} AS props, ST_AsGeoJSON(t.geom, 9, 0) AS geom,
-                   ST_Distance(t.geom::geography, pt.g::geography) AS distance_m
-            FROM pt, bound, {table} t
-            WHERE t.geom && {_expand_sql("pt.g", "bound.d")}
-              AND ST_Distance(t.geom::geography, pt.g::geography) <= bound.d
-            ORDER BY distance_m, t.fid
-            LIMIT :k"""
-        rows = conn.execute(
-            text(sql), {"lon": lon, "lat": lat, "k": k, "radius": radius_m or MAX_RADIUS_M * 100}
-        ).all()
-        found[layer.code] = [_found(layer, row) for row in rows]
-    return found
+    chosen = [served_layer(catalog, code, reader=reader) for code in dict.fromkeys(layers)]
+    probes = [
+        Probe(lyr, f"{_props(lyr, 't')} AS props, ST_AsGeoJSON(t.geom, 9, 0) AS geom")
+        for lyr in chosen
+    ]
+    rows = nearest_rows(
+        conn,
+        probes=probes,
+        lon=lon,
+        lat=lat,
+        k=k,
+        radius_m=radius_m,
+        storage_epsg=storage_epsg,
+    )
+    return {
+        lyr.code: [_found(lyr, row, reader) for row in found]
+        for lyr, found in zip(chosen, rows, strict=True)
+    }
 
 
-def _found(layer: Layer, row: Any) -> Found:
-    import json
-
+def _found(layer: Layer, row: Any, reader: Reader) -> Found:
+    props = dict(row.props)
     return Found(
         layer=layer.code,
         fid=int(row.fid),
-        properties=dict(row.props),
+        properties=mask_properties(layer, props) if reader.masks(layer) else props,
         geometry=json.loads(row.geom),
         distance_m=None if getattr(row, "distance_m", None) is None else float(row.distance_m),
     )
@@ -149,6 +240,7 @@ def within_geometry(
     layers: Sequence[str],
     limit: int = 1000,
     storage_epsg: int = 4490,
+    reader: Reader = DEFAULT_READER,
 ) -> dict[str, WithinResult]:
     """Return, per layer, the features intersecting ``area`` (storage lon/lat), by fid."""
     if area.is_empty or not area.is_valid:
@@ -157,9 +249,9 @@ def within_geometry(
     if not 1 <= limit <= MAX_WITHIN:
         raise InvalidInput(f"limit must be within 1..{MAX_WITHIN}")
     wkb = shapely.to_wkb(area)
+    chosen = [served_layer(catalog, code, reader=reader) for code in dict.fromkeys(layers)]
     out: dict[str, WithinResult] = {}
-    for code in dict.fromkeys(layers):
-        layer = served_layer(catalog, code)
+    for layer in chosen:
         sql = f"""
             WITH a AS (SELECT ST_GeomFromWKB(:wkb, {int(storage_epsg)}) AS g)
             SELECT t.fid, {_props(layer, "t")} AS props, ST_AsGeoJSON(t.geom, 9, 0) AS geom
@@ -168,7 +260,7 @@ def within_geometry(
             ORDER BY t.fid LIMIT :n"""
         rows = conn.execute(text(sql), {"wkb": wkb, "n": limit + 1}).all()
         out[layer.code] = WithinResult(
-            [_found(layer, row) for row in rows[:limit]], len(rows) > limit
+            [_found(layer, row, reader) for row in rows[:limit]], len(rows) > limit
         )
     return out
 
@@ -183,16 +275,17 @@ def within_distance(
     layers: Sequence[str],
     limit: int = 1000,
     storage_epsg: int = 4490,
+    reader: Reader = DEFAULT_READER,
 ) -> dict[str, WithinResult]:
     """Return, per layer, the features within ``buffer_m`` geodesic metres of a point."""
-    _check_point(lon, lat)
+    check_point(lon, lat)
     if not (math.isfinite(buffer_m) and 0 <= buffer_m <= MAX_RADIUS_M):
         raise InvalidInput(f"buffer_m must be within [0, {MAX_RADIUS_M:g}]")
     if not 1 <= limit <= MAX_WITHIN:
         raise InvalidInput(f"limit must be within 1..{MAX_WITHIN}")
+    chosen = [served_layer(catalog, code, reader=reader) for code in dict.fromkeys(layers)]
     out: dict[str, WithinResult] = {}
-    for code in dict.fromkeys(layers):
-        layer = served_layer(catalog, code)
+    for layer in chosen:
         sql = f"""
             WITH pt AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), {int(storage_epsg)}) AS g)
             SELECT t.fid, {_props(layer, "t")} AS props, ST_AsGeoJSON(t.geom, 9, 0) AS geom,
@@ -205,7 +298,7 @@ def within_distance(
             text(sql), {"lon": lon, "lat": lat, "r": buffer_m, "n": limit + 1}
         ).all()
         out[layer.code] = WithinResult(
-            [_found(layer, row) for row in rows[:limit]], len(rows) > limit
+            [_found(layer, row, reader) for row in rows[:limit]], len(rows) > limit
         )
     return out
 
@@ -229,12 +322,13 @@ def coverage(
     layer_code: str,
     max_distance_m: float,
     storage_epsg: int = 4490,
+    reader: Reader = DEFAULT_READER,
 ) -> Coverage:
     """Return the grid cells whose centroid is farther than D from every feature of a layer."""
     if not (math.isfinite(max_distance_m) and 0 < max_distance_m <= MAX_COVERAGE_M):
         raise InvalidInput(f"max_distance_m must be within (0, {MAX_COVERAGE_M:g}]")
-    layer = served_layer(catalog, layer_code)
-    grid = served_layer(catalog, catalog.by_role(LayerRole.grid_cell).code)
+    layer = served_layer(catalog, layer_code, reader=reader)
+    grid = served_layer(catalog, catalog.by_role(LayerRole.grid_cell).code, reader=reader)
     names = [a.name for a in grid.attributes]
     population = "c.population" if "population" in names else "NULL::bigint"
     sql = f"""
@@ -254,8 +348,6 @@ def coverage(
     totals = conn.execute(
         text(f"SELECT count(*), coalesce(sum({population}), 0) FROM {_table(grid)} c")
     ).one()
-    import json
-
     cells = [
         {
             "type": "Feature",

@@ -20,10 +20,11 @@ from api.params import (
     parse_offset,
     parse_sortby,
 )
-from layers.access import served_layer, served_layers
+from api.readers import ReaderDep
+from layers.access import readable_layers, served_layer
 from layers.collections import collection_info, queryables
 from layers.features import ItemsPage, ItemsQuery, extents, item, items
-from layers.masking import MASKED_ROLES, UNMASKED_ROLES, masks_personal
+from layers.masking import without_personal
 from schemas.errors import InvalidInput
 
 router = APIRouter(tags=["OGC API - Features"])
@@ -96,24 +97,26 @@ def _collection(request: Request, info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-@router.get("/collections", summary="Feature collections (one per served vector layer)")
+@router.get("/collections", summary="Feature collections (the vector layers the caller may read)")
 def collections(
     request: Request,
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     live: LiveDep,
+    reader: ReaderDep,
     f: Fmt = None,
 ) -> Response:
-    """Return every served layer with its extent, CRSs and links."""
+    """Return every layer the caller may read with its extent, CRSs and links."""
     check_format(f)
-    layers = served_layers(catalog)
+    layers = readable_layers(catalog, reader)
     known = extents(
         conn,
         catalog=catalog,
         live=live,
         codes=[lyr.code for lyr in layers],
         storage_epsg=settings.storage_epsg,
+        reader=reader,
     )
     body = {
         "links": [link(url(request, "/collections"), "self", JSON, "collections")],
@@ -140,14 +143,20 @@ def collection(
     catalog: CatalogDep,
     settings: SettingsDep,
     live: LiveDep,
+    reader: ReaderDep,
     collection_id: Annotated[str, Path(alias="collectionId")],
     f: Fmt = None,
 ) -> Response:
     """Return one collection: titles, extent, CRSs, links."""
     check_format(f)
-    layer = served_layer(catalog, collection_id)
+    layer = served_layer(catalog, collection_id, reader=reader)
     known = extents(
-        conn, catalog=catalog, live=live, codes=[layer.code], storage_epsg=settings.storage_epsg
+        conn,
+        catalog=catalog,
+        live=live,
+        codes=[layer.code],
+        storage_epsg=settings.storage_epsg,
+        reader=reader,
     )
     info = collection_info(
         layer,
@@ -162,32 +171,17 @@ def collection(
 def collection_queryables(
     request: Request,
     catalog: CatalogDep,
+    reader: ReaderDep,
     collection_id: Annotated[str, Path(alias="collectionId")],
     f: Fmt = None,
 ) -> Response:
-    """Return the properties a filter may name, as JSON Schema."""
+    """Return the properties a filter may name, as JSON Schema (masked fields are not)."""
     check_format(f)
-    layer = served_layer(catalog, collection_id)
+    layer = served_layer(catalog, collection_id, reader=reader)
+    if reader.masks(layer):
+        layer = without_personal(layer)
     self_url = url(request, f"/collections/{layer.code}/queryables")
     return json_response(queryables(layer, self_url=self_url), media_type=SCHEMA_JSON)
-
-
-def _personal_access(request: Request) -> tuple[bool, bool]:
-    """Return (serve restricted layers, mask personal fields) for this request's caller.
-
-    The policy (api/security) has already refused restricted layers to every role not allowed
-    personal data; here only a caller who got through, with a role allowed personal data, is
-    served them, masked unless the role sees personal values (layers.masking). Personal data
-    goes only to a caller who showed credentials: with authentication off (the unrestricted
-    caller) or without a principal, restricted layers stay unserved.
-    """
-    principal = getattr(request.state, "principal", None)
-    if principal is None or principal.via not in ("token", "api_key"):
-        return False, False
-    role = str(principal.role)
-    if role not in MASKED_ROLES | UNMASKED_ROLES:
-        return False, False
-    return True, masks_personal(role)
 
 
 def _page_links(request: Request, page: ItemsPage, code: str) -> list[dict[str, Any]]:
@@ -236,6 +230,7 @@ def collection_items(
     catalog: CatalogDep,
     settings: SettingsDep,
     live: LiveDep,
+    reader: ReaderDep,
     collection_id: Annotated[str, Path(alias="collectionId")],
     limit: Annotated[Text, Query(description="page size, 1..10000 (default 100)")] = None,
     offset: Annotated[Text, Query(description="features to skip")] = None,
@@ -268,7 +263,6 @@ def collection_items(
         sortby=parse_sortby(sortby),
         crs=crs,
     )
-    restricted, mask = _personal_access(request)
     page = items(
         conn,
         catalog=catalog,
@@ -276,8 +270,7 @@ def collection_items(
         code=collection_id,
         query=query,
         storage_epsg=settings.storage_epsg,
-        restricted=restricted,
-        mask=mask,
+        reader=reader,
     )
     head = {
         "type": "FeatureCollection",
@@ -303,6 +296,7 @@ def collection_item(
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     collection_id: Annotated[str, Path(alias="collectionId")],
     feature_id: Annotated[str, Path(alias="featureId")],
     properties: Annotated[Text, Query(description="properties to return")] = None,
@@ -311,7 +305,6 @@ def collection_item(
 ) -> Response:
     """Return one feature by its id (fid)."""
     check_format(f)
-    restricted, mask = _personal_access(request)
     text, out = item(
         conn,
         catalog=catalog,
@@ -320,8 +313,7 @@ def collection_item(
         crs=crs,
         properties=parse_list(properties, "properties"),
         storage_epsg=settings.storage_epsg,
-        restricted=restricted,
-        mask=mask,
+        reader=reader,
     )
     links = [
         link(url(request, f"/collections/{collection_id}/items/{feature_id}"), "self", GEOJSON),

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from api.deps import CatalogDep, ConnectionDep, SettingsDep
 from api.links import json_response
 from api.params import geojson_geometry, parse_int, parse_list, parse_number, source_crs
+from api.readers import ReaderDep, note_layers
 from layers.nearby import (
     MAX_K,
     MAX_WITHIN,
@@ -66,6 +67,7 @@ def nearby(
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     lon: Annotated[Text, Query(description="longitude (or x)")] = None,
     lat: Annotated[Text, Query(description="latitude (or y)")] = None,
     crs: CrsParam = None,
@@ -86,6 +88,7 @@ def nearby(
         k=count,
         radius_m=radius,
         storage_epsg=settings.storage_epsg,
+        reader=reader,
     )
     return json_response(
         {
@@ -106,9 +109,11 @@ def _results(results: dict[str, WithinResult]) -> dict[str, Any]:
 
 @router.post("/within", summary="Features of some layers inside an area")
 def within(
+    request: Request,
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     body: Annotated[
         dict[str, Any],
         Body(
@@ -125,6 +130,7 @@ def within(
         codes = codes.split(",")
     if not isinstance(codes, list) or not codes or not all(isinstance(c, str) for c in codes):
         raise InvalidInput('"layers" must be a list of layer codes')
+    note_layers(request, catalog, codes)
     limit = body.get("limit", 1000)
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_WITHIN:
         raise InvalidInput(f'"limit" must be a whole number within 1..{MAX_WITHIN}')
@@ -138,6 +144,7 @@ def within(
             layers=codes,
             limit=limit,
             storage_epsg=settings.storage_epsg,
+            reader=reader,
         )
         return json_response({"layers": _results(results)})
     point, buffer_m = body.get("point"), body.get("buffer_m")
@@ -160,6 +167,7 @@ def within(
         layers=codes,
         limit=limit,
         storage_epsg=settings.storage_epsg,
+        reader=reader,
     )
     return json_response(
         {"point": {"lon": slon, "lat": slat}, "buffer_m": buffer_m, "layers": _results(results)}
@@ -171,6 +179,7 @@ def coverage_gaps(
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     layer: Annotated[Text, Query(description="layer code (e.g. fire_station)")] = None,
     max_distance_m: Annotated[Text, Query(description="distance D in metres")] = None,
 ) -> Any:
@@ -186,6 +195,7 @@ def coverage_gaps(
         layer_code=layer,
         max_distance_m=distance,
         storage_epsg=settings.storage_epsg,
+        reader=reader,
     )
     return json_response(
         {

@@ -6,20 +6,23 @@ from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
+from sqlalchemy import Connection
 
 from api.deps import CatalogDep, ConnectionDep, SettingsDep
 from api.links import JSON, MVT, LiveDep, json_response, link, url
 from api.params import check_format, parse_int, parse_list
-from layers.access import served_layer
+from api.readers import ReaderDep
+from layers.access import Reader
+from layers.live import LiveLayers
 from layers.tiles import (
     MAX_FEATURES,
     MAX_ZOOM,
     MIN_ZOOM,
     TMS,
     TMS_ID,
-    TileQuery,
     current_etag,
     get_tile,
+    tile_layer,
     tile_query,
 )
 from schemas.catalog import Catalog, Layer
@@ -45,56 +48,115 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def _answer(
-    conn: ConnectionDep, live: LiveDep, query: TileQuery, storage_epsg: int, inm: str | None
+def _tile_answer(
+    conn: Connection,
+    *,
+    catalog: Catalog,
+    live: LiveLayers,
+    reader: Reader,
+    storage_epsg: int,
+    codes: list[str],
+    position: tuple[str, str, str, str],
+    properties: str | None,
+    limit: str | None,
+    if_none_match: str | None,
+    accept_encoding: str | None = None,
 ) -> Response:
+    """Check a tile request and answer it: 304 on a matching ETag, 204 when empty, else MVT.
+
+    The MVT goes gzip-compressed (as cached) to a client that accepts gzip.
+    """
+    tms, z, y, x = position
+    query = tile_query(
+        catalog,
+        codes=codes,
+        tms=tms,
+        z=_int(z, "tileMatrix"),
+        y=_int(y, "tileRow"),
+        x=_int(x, "tileCol"),
+        properties=parse_list(properties, "properties"),
+        limit=parse_int(limit, "limit", default=MAX_FEATURES, low=1, high=MAX_FEATURES),
+        reader=reader,
+    )
     headers = {"Cache-Control": CACHE_CONTROL}
     etag = current_etag(live, query)
-    if _matches(inm, etag):
+    if _matches(if_none_match, etag):
         return Response(status_code=304, headers=headers | {"ETag": etag})
     tile = get_tile(conn, live=live, query=query, storage_epsg=storage_epsg)
     headers["ETag"] = tile.etag
-    if not tile.data:
+    if tile.empty:
         return Response(status_code=204, headers=headers)
+    if _accepts_gzip(accept_encoding):
+        # Sent as cached; the app's GZip middleware passes it on (and adds Vary to others).
+        headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        return Response(tile.gzipped, media_type=MVT, headers=headers)
     return Response(tile.data, media_type=MVT, headers=headers)
 
 
-def _limit(text: str | None) -> int:
-    return parse_int(text, "limit", default=MAX_FEATURES, low=1, high=MAX_FEATURES)
+def _accepts_gzip(accept_encoding: str | None) -> bool:
+    """Return whether the client takes gzip (``Accept-Encoding``; a q of 0 refuses it)."""
+    for part in (accept_encoding or "").split(","):
+        name, _, params = part.partition(";")
+        if name.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if not q.startswith("q="):
+            return True
+        try:
+            return float(q[2:]) > 0
+        except ValueError:
+            return False
+    return False
+
+
+TileMatrix = Annotated[str, Path(alias="tileMatrix")]
+TileRow = Annotated[str, Path(alias="tileRow")]
+TileCol = Annotated[str, Path(alias="tileCol")]
+Properties = Annotated[Text, Query(description="attributes to include (default all)")]
+IfNoneMatch = Annotated[str | None, Header()]
+AcceptEncoding = Annotated[str | None, Header(include_in_schema=False)]
+TILE_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"content": {MVT: {}}},
+    204: {"description": "no feature in this tile"},
+}
 
 
 @router.get(
     "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
     summary="A vector tile of one collection",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 204: {"description": "no feature in this tile"}},
+    responses=TILE_RESPONSES,
 )
 def collection_tile(
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     live: LiveDep,
+    reader: ReaderDep,
     collection_id: CollectionId,
     tms: TmsId,
-    z: Annotated[str, Path(alias="tileMatrix")],
-    y: Annotated[str, Path(alias="tileRow")],
-    x: Annotated[str, Path(alias="tileCol")],
-    properties: Annotated[Text, Query(description="attributes to include (default all)")] = None,
+    z: TileMatrix,
+    y: TileRow,
+    x: TileCol,
+    properties: Properties = None,
     limit: Annotated[Text, Query(description=f"features per tile, at most {MAX_FEATURES}")] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: IfNoneMatch = None,
+    accept_encoding: AcceptEncoding = None,
 ) -> Response:
     """Return the MVT tile z/y/x (204 when empty); ETag from the layer version."""
-    query = tile_query(
-        catalog,
+    return _tile_answer(
+        conn,
+        catalog=catalog,
+        live=live,
+        reader=reader,
+        storage_epsg=settings.storage_epsg,
         codes=[collection_id],
-        tms=tms,
-        z=_int(z, "tileMatrix"),
-        y=_int(y, "tileRow"),
-        x=_int(x, "tileCol"),
-        properties=parse_list(properties, "properties"),
-        limit=_limit(limit),
+        position=(tms, z, y, x),
+        properties=properties,
+        limit=limit,
+        if_none_match=if_none_match,
+        accept_encoding=accept_encoding,
     )
-    return _answer(conn, live, query, settings.storage_epsg, if_none_match)
 
 
 def _codes(collections: str | None) -> list[str]:
@@ -108,34 +170,38 @@ def _codes(collections: str | None) -> list[str]:
     "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
     summary="A vector tile of several collections (one MVT layer each)",
     response_class=Response,
-    responses={200: {"content": {MVT: {}}}, 204: {"description": "no feature in this tile"}},
+    responses=TILE_RESPONSES,
 )
 def multi_tile(
     conn: ConnectionDep,
     catalog: CatalogDep,
     settings: SettingsDep,
     live: LiveDep,
+    reader: ReaderDep,
     tms: TmsId,
-    z: Annotated[str, Path(alias="tileMatrix")],
-    y: Annotated[str, Path(alias="tileRow")],
-    x: Annotated[str, Path(alias="tileCol")],
+    z: TileMatrix,
+    y: TileRow,
+    x: TileCol,
     collections: Annotated[Text, Query(description="layer codes, comma-separated")] = None,
-    properties: Annotated[Text, Query(description="attributes to include (default all)")] = None,
+    properties: Properties = None,
     limit: Annotated[Text, Query(description=f"features per layer, at most {MAX_FEATURES}")] = None,
-    if_none_match: Annotated[str | None, Header()] = None,
+    if_none_match: IfNoneMatch = None,
+    accept_encoding: AcceptEncoding = None,
 ) -> Response:
     """Return one MVT tile holding a layer per collection (204 when all are empty)."""
-    query = tile_query(
-        catalog,
+    return _tile_answer(
+        conn,
+        catalog=catalog,
+        live=live,
+        reader=reader,
+        storage_epsg=settings.storage_epsg,
         codes=_codes(collections),
-        tms=tms,
-        z=_int(z, "tileMatrix"),
-        y=_int(y, "tileRow"),
-        x=_int(x, "tileCol"),
-        properties=parse_list(properties, "properties"),
-        limit=_limit(limit),
+        position=(tms, z, y, x),
+        properties=properties,
+        limit=limit,
+        if_none_match=if_none_match,
+        accept_encoding=accept_encoding,
     )
-    return _answer(conn, live, query, settings.storage_epsg, if_none_match)
 
 
 def _fields(layer: Layer) -> dict[str, str]:
@@ -180,11 +246,12 @@ def collection_tilejson(
     request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     collection_id: CollectionId,
     tms: TmsId,
 ) -> Response:
     """Return TileJSON 3.0 for the collection's tiles (for MapLibre, Leaflet plug-ins)."""
-    layer = served_layer(catalog, collection_id)
+    layer = tile_layer(catalog, collection_id, reader=reader)
     if tms != TMS_ID:
         raise NotFound(f"tile matrix set {tms[:40]!r} is not offered; use {TMS_ID}")
     template = url(request, f"/collections/{layer.code}/tiles/{TMS_ID}") + "/{z}/{y}/{x}"
@@ -197,15 +264,18 @@ def multi_tilejson(
     request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     tms: TmsId,
     collections: Annotated[Text, Query(description="layer codes, comma-separated")] = None,
 ) -> Response:
     """Return TileJSON 3.0 for a multi-layer tile set."""
     if tms != TMS_ID:
         raise NotFound(f"tile matrix set {tms[:40]!r} is not offered; use {TMS_ID}")
-    layers = [served_layer(catalog, code) for code in dict.fromkeys(_codes(collections))]
-    codes = ",".join(lyr.code for lyr in layers)
-    template = url(request, f"/tiles/{TMS_ID}") + "/{z}/{y}/{x}?collections=" + codes
+    layers = [
+        tile_layer(catalog, code, reader=reader) for code in dict.fromkeys(_codes(collections))
+    ]
+    named = ",".join(lyr.code for lyr in layers)
+    template = url(request, f"/tiles/{TMS_ID}") + "/{z}/{y}/{x}?collections=" + named
     return json_response(_tilejson(request, catalog, layers, template, settings.district_extent))
 
 
@@ -251,12 +321,13 @@ def collection_tilesets(
     request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     collection_id: CollectionId,
     f: Annotated[Text, Query()] = None,
 ) -> Response:
     """Return the list of the collection's tilesets (one: WebMercatorQuad)."""
     check_format(f)
-    layer = served_layer(catalog, collection_id)
+    layer = tile_layer(catalog, collection_id, reader=reader)
     return json_response({"tilesets": [_tileset(request, layer, settings.district_extent)]})
 
 
@@ -265,13 +336,14 @@ def collection_tileset(
     request: Request,
     catalog: CatalogDep,
     settings: SettingsDep,
+    reader: ReaderDep,
     collection_id: CollectionId,
     tms: TmsId,
     f: Annotated[Text, Query()] = None,
 ) -> Response:
     """Return the metadata of the collection's WebMercatorQuad tileset."""
     check_format(f)
-    layer = served_layer(catalog, collection_id)
+    layer = tile_layer(catalog, collection_id, reader=reader)
     if tms != TMS_ID:
         raise NotFound(f"tile matrix set {tms[:40]!r} is not offered; use {TMS_ID}")
     return json_response(_tileset(request, layer, settings.district_extent))

@@ -88,6 +88,19 @@ def test_etag_304_and_empty_tile(api, district):
     assert empty.status_code == 204 and empty.content == b"" and empty.headers["etag"]
 
 
+def test_tiles_go_gzip_compressed_to_clients_that_accept_it(api, district):
+    tile = _busiest_tile(district, "building", 15)
+    url = f"/collections/building/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
+    packed = api.get(url, headers={"Accept-Encoding": "gzip"})
+    plain = api.get(url, headers={"Accept-Encoding": "identity"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert "content-encoding" not in plain.headers
+    assert packed.headers["etag"] == plain.headers["etag"]
+    assert "Accept-Encoding" in packed.headers["vary"]
+    assert packed.content == plain.content  # the client decodes gzip
+    assert _decode(plain.content)["building"]["features"]
+
+
 @pytest.mark.parametrize(
     ("path", "status"),
     [
