@@ -15,11 +15,16 @@ Every function runs in the caller's transaction: it locks the case row (``SELECT
 checks the transition against the status it finds, updates the row and writes one ``case_events``
 row (who, when, from, to, note) — so two concurrent transitions are serialised and the second is
 judged against the first's result.
+
+Who may take which action is not the workflow's to decide (the API's policy says it), but it
+may depend on the status, which only the locked row tells: the caller passes a :data:`Permit`,
+called with the status found and the action, before the transition is judged; a reason it
+returns is raised as ``Forbidden``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
@@ -41,7 +46,7 @@ from cases.store import (
     fetch_case,
     scope_conditions,
 )
-from schemas.errors import Conflict, InvalidInput, NotFound
+from schemas.errors import Conflict, Forbidden, InvalidInput, NotFound
 from schemas.tables import cases
 
 
@@ -80,6 +85,19 @@ TRANSITIONS: Final[Mapping[tuple[Status, Action], Status]] = {
 }
 #: Actions that must say why.
 NOTE_REQUIRED: Final = frozenset({A.return_, A.reassign, A.reopen})
+#: Whether the caller may take an action on a case in a status: None if so, else why not.
+Permit = Callable[[Status, Action], str | None]
+
+
+def _check_permit(permit: Permit | None, status: Status, action: Action | str) -> None:
+    if permit is None:
+        return
+    try:
+        act = Action(action)
+    except ValueError:
+        return  # target_of names the unknown action
+    if (reason := permit(status, act)) is not None:
+        raise Forbidden(reason)
 
 
 def allowed_actions(status: Status | str) -> list[Action]:
@@ -155,10 +173,12 @@ def apply(
     unit: str | None = None,
     calendar: WorkingCalendar | None = None,
     scope: CaseScope | None = None,
+    permit: Permit | None = None,
 ) -> Case:
     """Apply an action to a case under a row lock and audit it; return the updated case.
 
-    A case outside ``scope`` (the caller's towns or department) is NotFound.
+    A case outside ``scope`` (the caller's towns or department) is NotFound; an action
+    ``permit`` refuses on the status found is Forbidden (before its legality is judged).
 
     ``unit`` names the unit for ``dispatch`` (default: the routed one) and ``reassign``;
     ``calendar`` is needed by ``reopen`` (a new deadline from ``now``). ``merge`` has its own
@@ -169,6 +189,7 @@ def apply(
     if not who or not who.strip():
         raise InvalidInput("every transition needs who does it")
     case = fetch_case(conn, case_id, lock=True, scope=scope)
+    _check_permit(permit, case.status, action)
     target = target_of(case.status, action)
     act = Action(action)
     if act in NOTE_REQUIRED and not (note and note.strip()):
@@ -260,10 +281,12 @@ def merge(
     now: datetime,
     note: str | None = None,
     scope: CaseScope | None = None,
+    permit: Permit | None = None,
 ) -> tuple[Case, Case]:
     """Fold a duplicate into an open case; return (merged case, the case it went into).
 
-    Both cases must be in ``scope``; one outside it is NotFound.
+    Both cases must be in ``scope``; one outside it is NotFound. ``permit`` is asked about
+    the merged case's status (Forbidden when it refuses).
 
     The kept case's reporters grow by the merged case's reporters (each tagged with the case it
     came from), duplicates that pointed at the merged case now point at the kept one, and the
@@ -284,6 +307,7 @@ def merge(
         if wanted not in found:
             raise NotFound(f"no case {wanted}")
     source, kept = found[case_id], found[into]
+    _check_permit(permit, source.status, A.merge)
     target = target_of(source.status, A.merge)
     if kept.status not in OPEN:
         raise Conflict(f"case {into} is {kept.status.value}: merge into an open case")

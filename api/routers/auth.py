@@ -42,7 +42,9 @@ def token(
     request.scope.setdefault("state", {})[DETAIL_KEY] = {"username": form.username[:64]}
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        user = authenticate(conn, form.username, form.password, now=now)
+        # A NUL cannot be stored (nor be in a name): the lookup fails as for an unknown name.
+        name = form.username.replace("\x00", "\ufffd")
+        user = authenticate(conn, name, form.password.replace("\x00", "\ufffd"), now=now)
     issued = issue_token(user, settings, now=now)
     return TokenOut(
         access_token=issued.access_token, expires_in=issued.expires_in, role=user.role.value

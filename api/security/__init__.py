@@ -4,9 +4,10 @@
 
 - ``FastAPI(dependencies=route_guards(settings))``: the guard runs first on every API route
   (:mod:`api.security.guard`); nothing is added when authentication is off;
-- ``install_security(app)`` at the end: the middleware that recognises the caller, refuses
-  early and audits (:mod:`api.security.middleware`), the policy, the rate limiter, and the
-  security schemes of the OpenAPI document.
+- ``install_security(app)`` at the end: the request body limit (:mod:`api.security.bodylimit`),
+  the middleware that recognises the caller, refuses early and audits
+  (:mod:`api.security.middleware`), the policy, the rate limiter, and the security schemes of
+  the OpenAPI document.
 
 Routers never check roles: they read ``request.state.principal`` when they need to know
 who calls (for example to limit cases to a dispatcher's towns).
@@ -20,6 +21,7 @@ from typing import Any
 from fastapi import Depends, FastAPI
 from fastapi.params import Depends as DependsParam
 
+from api.security.bodylimit import BodyLimitMiddleware
 from api.security.guard import authorize
 from api.security.middleware import SecurityMiddleware
 from api.security.policy import Policy, default_policy
@@ -55,6 +57,8 @@ def install_security(app: FastAPI, policy: Policy | None = None) -> None:
     settings: Settings = app.state.settings
     app.state.policy = policy or default_policy()
     app.state.rate_limiter = RateLimiter()
+    # Added first, so it runs inside the security middleware: its refusals are audited too.
+    app.add_middleware(BodyLimitMiddleware, max_upload_bytes=settings.max_upload_bytes)
     app.add_middleware(SecurityMiddleware, settings=settings)
     if settings.auth_enabled:
         _document_schemes(app)

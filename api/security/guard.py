@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from api.security.middleware import DECISION_KEY
+from api.security.middleware import DECISION_KEY, RETRY_KEY
 from api.security.policy import Policy
 from api.security.ratelimit import RateLimiter
 from schemas.accounts import ANONYMOUS, Principal
@@ -51,6 +51,7 @@ async def authorize(request: Request) -> None:
             seconds=decision.rate_limit.seconds,
         )
         if wait is not None:
+            state[RETRY_KEY] = wait
             raise TooManyRequests(
                 f"too many requests to {decision.action}; try again in {wait} s", retry_after=wait
             )

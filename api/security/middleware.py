@@ -13,6 +13,11 @@ The ASGI middleware runs before routing:
    (:mod:`api.security.guard`), after routing, on the route that was really chosen.
 3. When the answer starts it writes the audit row (writes, and reads of restricted layers),
    with the guard's decision when there is one.
+
+Its refusals are ``application/problem+json``, except on ``/open311/...`` paths, where they are
+GeoReport v2's error list (``[{"code", "description"}]``, XML when the path ends in ``.xml``):
+a mini-program speaks one format whatever refuses it (the guard's refusals there go through
+the Open311 router's own error handling).
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem
+from api.open311_format import error_response
 from api.security.policy import WRITE_METHODS, Decision, Policy
 from api.security.tokens import read_token
 from schemas.accounts import ANONYMOUS, Principal, find_key, principal_of, unrestricted
@@ -43,12 +50,23 @@ OPEN311_PREFIX = "/open311/"
 MAX_FORM_PEEK = 64 * 1024
 DECISION_KEY = "decision"
 DETAIL_KEY = "audit_detail"
+RETRY_KEY = "retry_after"
 
 
 def challenge(error: str | None = None) -> dict[str, str]:
     """Return the WWW-Authenticate header of a 401."""
     value = 'Bearer realm="sibiao"' + (f', error="{error}"' if error else "")
     return {"WWW-Authenticate": value}
+
+
+def refusal(path: str, status: int, title: str, detail: str) -> Response:
+    """Return a refusal in the format of ``path``: GeoReport's error list on Open311 paths."""
+    if not path.startswith(OPEN311_PREFIX):
+        return problem(status, title, detail)
+    answer = error_response("xml" if path.endswith(".xml") else "json", status, detail)
+    if status == 401:
+        answer.headers.update(challenge())
+    return answer
 
 
 class SecurityMiddleware:
@@ -77,13 +95,13 @@ class SecurityMiddleware:
             principal = await self._authenticate(scope, headers, form_key)
         except Unauthenticated as exc:
             state["principal"] = ANONYMOUS
-            response = problem(401, "Unauthenticated", exc.message)
+            response = refusal(path, 401, "Unauthenticated", exc.message)
             response.headers.update(challenge("invalid_token"))
             await self._answer(scope, receive, send, response, ANONYMOUS, None)
             return
         except (DatabaseUnavailable, SQLAlchemyError):
             log.exception("cannot check credentials on %s %s", method, path)
-            response = problem(503, "Database unavailable", "cannot check credentials now")
+            response = refusal(path, 503, "Database unavailable", "cannot check credentials now")
             await response(scope, receive, send)
             return
         state["principal"] = principal
@@ -92,7 +110,7 @@ class SecurityMiddleware:
         early = self._early(scope, principal, method, path)
         if early is not None:
             title = "Unauthenticated" if early.status == 401 else "Forbidden"
-            response = problem(early.status, title, early.reason)
+            response = refusal(path, early.status, title, early.reason)
             await self._answer(scope, receive, send, response, principal, early)
             return
 
@@ -100,9 +118,11 @@ class SecurityMiddleware:
 
         async def send_and_audit(message: Message) -> None:
             nonlocal audited
-            if message["type"] == "http.response.start" and not audited:
-                audited = True
-                await self._audit(scope, principal, int(message["status"]), None)
+            if message["type"] == "http.response.start":
+                message = _refusal_headers(message, state)
+                if not audited:
+                    audited = True
+                    await self._audit(scope, principal, int(message["status"]), None)
             await send(message)
 
         try:
@@ -198,6 +218,8 @@ class SecurityMiddleware:
             action = f"{method} {getattr(route, 'path', None) or '<no route>'}"
             params = scope.get("path_params") or {}
             target = "&".join(f"{k}={v}" for k, v in params.items()) or None
+            if route is None:  # refused before routing (body limit, NUL): name the path
+                target = _route_path(scope)[:500]
             detail = {}
         if scope.get("query_string"):
             query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
@@ -209,18 +231,51 @@ class SecurityMiddleware:
             detail["system"] = principal.system
         client = scope.get("client")
         entry = AuditEntry(
-            who=principal.name,
+            who=_storable(principal.name),
             role=principal.role.value,
-            action=action,
-            target=target,
+            action=_storable(action),
+            target=None if target is None else _storable(target),
             status=status,
             client=client[0] if client else None,
-            detail=detail,
+            detail=_storable(detail),
         )
         try:
             await run_in_threadpool(_write, scope["app"].state.engine, entry, self.settings)
         except Exception:  # noqa: BLE001 - the answer is already decided; the loss is logged
             log.exception("audit row lost: %s %s %s", entry.who, entry.action, entry.status)
+
+
+def _refusal_headers(message: Message, state: dict[str, Any]) -> Message:
+    """Add the headers a 401 or 429 must carry when the answer lacks them.
+
+    The guard's refusals on Open311 routes are rendered by that router's error handling,
+    which writes the GeoReport body but knows nothing of challenges or retry delays.
+    """
+    status = int(message["status"])
+    if status not in (401, 429):
+        return message
+    headers = list(message.get("headers", []))
+    names = {k.lower() for k, _ in headers}
+    if status == 401 and b"www-authenticate" not in names:
+        headers.append((b"www-authenticate", challenge()["WWW-Authenticate"].encode()))
+    if status == 429 and b"retry-after" not in names and state.get(RETRY_KEY):
+        headers.append((b"retry-after", str(state[RETRY_KEY]).encode()))
+    return {**message, "headers": headers}
+
+
+def _storable(value: Any) -> Any:
+    """Return ``value`` with text PostgreSQL can store: no NUL, no lone surrogate.
+
+    A request must not escape the audit log by putting ``%00`` in its query or path.
+    """
+    if isinstance(value, str):
+        text = value.replace("\x00", "\ufffd")
+        return text.encode("utf-8", "replace").decode("utf-8") if not text.isascii() else text
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 def _route_path(scope: Scope) -> str:

@@ -3,6 +3,8 @@
 :meth:`Policy.decide` answers, for a caller, a route template, a method and the request's
 parameters: allowed or not (401 for anonymous callers, 403 for the others), which layers and
 sensitivity the request touches, whether it is audited, and the rate limit that applies.
+:meth:`Policy.case_action_roles` answers which roles may take a workflow action on a case in
+a given status (the ``case_actions`` table; checked by :mod:`api.security.case_actions`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.routing import compile_path
 
+from cases.models import Status
+from cases.workflow import TRANSITIONS, Action
 from schemas.accounts import Principal, Role
 from schemas.catalog import Catalog, Sensitivity
 from schemas.errors import ConfigurationError
@@ -78,6 +82,32 @@ class Rule(_Strict):
         return self
 
 
+class CaseActionRule(_Strict):
+    """Who may take one workflow action: ``allow``, or other roles ``from`` some statuses."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    allow: tuple[str, ...] = Field(min_length=1)
+    from_status: dict[Status, tuple[str, ...]] = Field(default_factory=dict, alias="from")
+
+    def names(self, action: Action, status: Status) -> tuple[str, ...]:
+        """Return the role and group names that may take ``action`` from ``status``.
+
+        From a status the action is not legal from, every name of the rule: a role that may
+        take the action somewhere then learns that it is not legal now (409), not 403.
+        """
+        if status in self.from_status:
+            return self.from_status[status]
+        if (status, action) in TRANSITIONS:
+            return self.allow
+        return (*self.allow, *(n for names in self.from_status.values() for n in names))
+
+
+#: The routes whose roles the case_actions table must agree with (see Policy._consistent).
+TRANSITIONS_ROUTE = ("/cases/{case_id}/transitions", "POST")
+MERGE_ROUTE = ("/cases/{case_id}/merge", "POST")
+
+
 class Policy(_Strict):
     """The whole file."""
 
@@ -86,6 +116,7 @@ class Policy(_Strict):
     groups: dict[str, tuple[Role, ...]]
     sensitivity: dict[Sensitivity, tuple[str, ...]]
     rules: tuple[Rule, ...]
+    case_actions: dict[Action, CaseActionRule]
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -97,7 +128,13 @@ class Policy(_Strict):
             raise ValueError(f"group names must not be role names: {sorted(clash)}")
         if set(self.sensitivity) != set(Sensitivity):
             raise ValueError("sensitivity must list public, internal and restricted")
-        for names in [*(r.allow for r in self.rules), *self.sensitivity.values()]:
+        actions = self.case_actions.values()
+        for names in [
+            *(r.allow for r in self.rules),
+            *self.sensitivity.values(),
+            *(a.allow for a in actions),
+            *(names for a in actions for names in a.from_status.values()),
+        ]:
             for name in names:
                 if name not in self.groups and name not in Role.__members__:
                     raise ValueError(f"{name!r} is neither a role nor a group")
@@ -111,7 +148,38 @@ class Policy(_Strict):
                             f"{method} {path} has two rules (#{seen[key] + 1} and #{index + 1})"
                         )
                     seen[key] = index
+        self._check_case_actions()
         return self
+
+    def _check_case_actions(self) -> None:
+        missing = sorted(a.value for a in set(Action) - set(self.case_actions))
+        if missing:
+            raise ValueError(f"case_actions must name every action; missing {missing}")
+        for action, entry in self.case_actions.items():
+            wrong = sorted(s.value for s in entry.from_status if (s, action) not in TRANSITIONS)
+            if wrong:
+                raise ValueError(f"case_actions.{action.value}: not legal from {wrong}")
+        # The routes' rules and the table must agree: a role let in on the route that may take
+        # no action there (or the reverse) is a mistake of the file.
+        merge = self._case_action_anywhere(Action.merge)
+        others = frozenset().union(
+            *(self._case_action_anywhere(a) for a in Action if a is not Action.merge)
+        )
+        for (path, method), roles in ((TRANSITIONS_ROUTE, others), (MERGE_ROUTE, merge)):
+            rule = self._index.get((path, method))
+            if rule is not None and self.expand(rule.allow) != roles:
+                raise ValueError(
+                    f"{method} {path} allows {sorted(r.value for r in self.expand(rule.allow))}"
+                    f" but case_actions give {sorted(r.value for r in roles)}"
+                )
+
+    def _case_action_anywhere(self, action: Action) -> frozenset[Role]:
+        entry = self.case_actions[action]
+        return self.expand([*entry.allow, *(n for v in entry.from_status.values() for n in v)])
+
+    def case_action_roles(self, action: Action, status: Status) -> frozenset[Role]:
+        """Return the roles that may take a workflow action on a case in ``status``."""
+        return self.expand(self.case_actions[action].names(action, status))
 
     def expand(self, names: Iterable[str]) -> frozenset[Role]:
         """Return the roles that role and group names stand for."""

@@ -128,3 +128,31 @@ def test_anonymous_callers_are_rate_limited_and_signed_in_ones_are_not(probe_cli
         for _ in range(3)
     ]
     assert signed_in == [200, 200, 200]
+
+
+def test_nul_and_lone_surrogates_cannot_hide_a_request_from_the_audit_log(
+    secure_client, engine, accounts
+):
+    """PostgreSQL refuses NUL in text and JSON; the row must still be written."""
+    planner = accounts.users[Role.planner]
+    answer = secure_client.post(
+        "/within?crs=EPSG%3A4490%00%ED%A0%80&tag=hide%00me",
+        json={"layers": ["school"], "point": [113.2, 23.4], "buffer_m": 10},
+        headers=accounts.headers(Role.planner),
+    )
+    assert answer.status_code == 400, answer.text  # refused before routing: NUL in the URL
+    rows = audit_rows(engine, who=planner.name, target="/within")
+    assert rows, "the request left no audit row"
+    assert rows[0]["status"] == 400 and rows[0]["action"] == "POST <no route>"
+    query = rows[0]["detail"]["query"]
+    assert query["tag"] == "hide\ufffdme"
+    assert "\x00" not in str(rows[0])
+
+
+def test_a_sign_in_with_nul_is_refused_and_audited(secure_client, engine):
+    answer = secure_client.post(
+        "/auth/token", data={"username": "nul\x00name", "password": "whatever-long"}
+    )
+    assert answer.status_code == 401, answer.text
+    rows = audit_rows(engine, action="POST /auth/token", status=401)
+    assert any(r["detail"].get("username") == "nul\ufffdname" for r in rows[:5]), rows[:5]

@@ -2,7 +2,8 @@
 
 The matrix is generated from api/policy.yaml over the routes the app has now: for each rule
 (and each sensitivity of layer a layer rule can meet) every role gets "not 401/403" when the
-rule allows it, 401 when anonymous and not allowed, 403 otherwise.
+rule allows it, 401 when anonymous and not allowed, 403 otherwise. The action x role matrix of
+case transitions (the policy's ``case_actions``) is in test_case_actions.py.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ SAMPLES = {
     "service_request_id": "999999",
     "rest": "nothing",
     "path": "nothing.js",
+    "grid_code": "440114001001001",
+    "z": "10",
+    "y": "440",
+    "x": "833",
 }
 
 
