@@ -8,6 +8,7 @@ import uuid
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schemas.errors import (
@@ -24,6 +25,9 @@ from schemas.errors import (
 )
 
 log = logging.getLogger("sibiao.api")
+
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER = "5"
 
 #: Most specific first: the first class an error is an instance of decides the status.
 STATUS: dict[type[SibiaoError], int] = {
@@ -50,7 +54,7 @@ def status_for(exc: SibiaoError) -> int:
 
 def problem(status: int, title: str, detail: str, **extra: object) -> JSONResponse:
     """Return an RFC 9457 problem document."""
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer realm="sibiao"'}
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
@@ -90,6 +94,31 @@ async def _http(request: Request, exc: Exception) -> JSONResponse:
     return problem(exc.status_code, "HTTP error", str(exc.detail))
 
 
+#: SQLSTATE classes of a server that went away: connection exceptions, operator intervention.
+_OUTAGE_STATES = ("08", "57P")
+OUTAGE_MESSAGE = "the database is unavailable; try again shortly"
+
+
+def is_database_outage(exc: BaseException) -> bool:
+    """Return whether an error means the database is unreachable or dropped the connection."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    return state is None or str(state).startswith(_OUTAGE_STATES)
+
+
+async def _database(request: Request, exc: Exception) -> JSONResponse:
+    """Answer 503 + Retry-After when the database went away (the transaction rolled back)."""
+    if not is_database_outage(exc):
+        return await _unexpected(request, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return problem(503, "DatabaseUnavailable", OUTAGE_MESSAGE)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     error_id = uuid.uuid4().hex[:12]
     log.exception("error %s on %s %s", error_id, request.method, request.url.path)
@@ -101,4 +130,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SibiaoError, _domain)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(DBAPIError, _database)
     app.add_exception_handler(Exception, _unexpected)

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.errors import status_for
+from api.errors import OUTAGE_MESSAGE, RETRY_AFTER, is_database_outage, status_for
 from schemas.errors import NotFound, SibiaoError
 
 log = logging.getLogger("sibiao.api.open311")
@@ -85,8 +85,11 @@ def render(fmt: str, root: str, value: object, status: int = 200) -> Response:
 
 
 def error_response(fmt: str, status: int, description: str) -> Response:
-    """Return the spec's error list with one error."""
-    return render(fmt, "errors", [{"code": status, "description": description}], status)
+    """Return the spec's error list with one error (503 says when to retry)."""
+    answer = render(fmt, "errors", [{"code": status, "description": description}], status)
+    if status == 503:
+        answer.headers["Retry-After"] = RETRY_AFTER
+    return answer
 
 
 def _format_of(request: Request) -> str:
@@ -132,6 +135,9 @@ class Open311Route(APIRoute):
 
 
 def _server_error(request: Request, exc: Exception) -> Response:
+    if is_database_outage(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(_format_of(request), 503, OUTAGE_MESSAGE)
     error_id = uuid.uuid4().hex[:12]
     log.exception("error %s on %s %s: %r", error_id, request.method, request.url.path, exc)
     return error_response(_format_of(request), 500, f"internal error, reference {error_id}")

@@ -192,13 +192,25 @@ def _port_free(port: int) -> bool:
 
 
 class EmbeddedCluster:
-    """A PostgreSQL cluster in a project folder, started and stopped on demand."""
+    """A PostgreSQL cluster in a project folder, started and stopped on demand.
 
-    def __init__(self, root: Path, *, port: int | None = None, pg_bin: Path | None = None):
+    ``tuning`` overrides server settings of ``sibiao.conf`` (a throwaway cluster for fault
+    tests asks for less memory); the project's cluster uses the defaults.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        port: int | None = None,
+        pg_bin: Path | None = None,
+        tuning: dict[str, str] | None = None,
+    ):
         self._link = root.absolute()
         self._place(root.resolve())
         self._wanted_port = port
         self._pg_bin = pg_bin
+        self._tuning = {**_TUNING, **(tuning or {})}
 
     def _place(self, root: Path) -> None:
         self.root = root
@@ -318,7 +330,7 @@ class EmbeddedCluster:
 
     def _write_conf(self, port: int) -> None:
         lines = [f"port = {port}", f"unix_socket_directories = '{self.socket_dir()}'"]
-        lines += [f"{key} = {value}" for key, value in _TUNING.items()]
+        lines += [f"{key} = {value}" for key, value in self._tuning.items()]
         tmp = self.root / "sibiao.conf.new"
         tmp.write_text(
             "# written by sibiao; edit SIBIAO_PG_PORT instead\n" + "\n".join(lines) + "\n"
@@ -446,6 +458,29 @@ class EmbeddedCluster:
                         "60",
                     ]
                 )
+            return self.status()
+
+    def restart(self) -> ClusterStatus:
+        """Restart a running server (fast: open sessions are ended), as an outage would."""
+        with self._lock():
+            install = find_install(self._pg_bin)
+            if install is None or self.status().state is not ClusterState.running:
+                raise DatabaseError(f"the cluster in {self.root} is not running")
+            self._run(
+                [
+                    str(install.bindir / "pg_ctl"),
+                    "restart",
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-l",
+                    str(self.logfile),
+                ]
+            )
             return self.status()
 
     def url(self, database: str, *, driver: str = "postgresql+psycopg") -> str:
