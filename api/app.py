@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.compression import install_compression
 from api.dispatch import start_escalation, stop_escalation, utc_now
 from api.errors import install_error_handlers
 from api.openapi import install_openapi_30
@@ -20,6 +21,7 @@ from api.routers import (
     ogc,
     open311,
     planner,
+    raster_tiles,
     rasters,
     snap,
     system,
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
     app.state.catalog = catalog
     app.state.clock = utc_now
     install_error_handlers(app)
+    install_compression(app)
     app.include_router(system.router)
     app.include_router(catalog_routes.router)
     app.include_router(loads.router)
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
     app.include_router(tiles.router)
     app.include_router(planner.router)
     app.include_router(rasters.router)
+    app.include_router(raster_tiles.router)
     app.include_router(maps.router)
     app.include_router(intake.router)
     app.include_router(case_routes.router)

@@ -140,6 +140,7 @@ class Assets:
         self.upload_js = static_url("sibiao", "upload.js")
         self.dispatch_js = static_url("sibiao", "dispatch.js")
         self.planner_js = static_url("sibiao", "planner.js")
+        self.grid_js = static_url("sibiao", "grid.js")
 
 
 @functools.cache

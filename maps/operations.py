@@ -10,9 +10,11 @@ Both pages read the API from the browser; nothing of the data is inlined in the 
   a refresh every ``refreshMs``.
 - ``/maps/planner`` (:func:`planner_page`, ``static/sibiao/planner.js``): an incident point,
   the nearest features of chosen layers (``GET /nearby``) with distance lines and labels,
-  radius rings, the values of the flood-risk and DEM rasters *sampled at the point*
-  (``GET /rasters/{code}/point``: the platform serves no raster tiles or images, so the
-  rasters are not drawn), and the coverage gaps of a chosen layer (``GET /coverage``).
+  radius rings, the values of the flood-risk and DEM rasters sampled at the point
+  (``GET /rasters/{code}/point``), the rasters themselves as optional overlays in the layer
+  control with a legend (PNG tiles, ``GET /rasters/{code}/tiles/WebMercatorQuad/{z}/{y}/{x}.png``,
+  coloured by ``layers/data/raster_ramps.yaml``), and the coverage gaps of a chosen layer
+  (``GET /coverage``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from cases.models import STEP, Status
 from cases.rules import load_routing_rules
 from layers.access import is_served
 from layers.divisions import default_divisions
+from layers.raster_tiles import ramp_for
 from maps.assets import assets, check_offline
 from maps.basemap import TMS, basemap_config, layer_spec
 from maps.pages import PageScript, folium_map
-from schemas.catalog import Catalog
-from schemas.errors import CatalogError, InvalidInput
+from schemas.catalog import Catalog, Layer
+from schemas.errors import CatalogError, InvalidInput, NotFound
 from schemas.settings import Settings
 
 #: Overlays of the dispatcher's map, bottom first.
@@ -170,6 +173,20 @@ def planner_layers(catalog: Catalog, codes: str | None) -> list[dict[str, Any]]:
     return [s for s in (_overlay_spec(catalog, c) for c in PLANNER_LAYERS) if s]
 
 
+def _raster_spec(layer: Layer) -> dict[str, Any]:
+    """Return a raster's entry in the planner's config: names, tile URL, legend, opacity."""
+    spec: dict[str, Any] = {"code": layer.code, "zh": layer.zh, "en": layer.en}
+    try:
+        ramp = ramp_for(layer)
+    except (NotFound, CatalogError):
+        return spec  # no ramp: sampled at the point, never drawn
+    spec["tiles"] = f"/rasters/{layer.code}/tiles/{TMS}/{{z}}/{{y}}/{{x}}.png"
+    spec["legend"] = ramp.legend()
+    spec["unit"] = ramp.unit
+    spec["opacity"] = layer.style.opacity
+    return spec
+
+
 def planner_config(
     catalog: Catalog,
     settings: Settings,
@@ -193,7 +210,7 @@ def planner_config(
         except KeyError:
             continue
         if layer.is_raster:
-            rasters.append({"code": code, "zh": layer.zh, "en": layer.en})
+            rasters.append(_raster_spec(layer))
     west, south, east, north = settings.district_extent
     point = None
     if lon is not None and lat is not None:
@@ -208,7 +225,7 @@ def planner_config(
         "centre": [(west + east) / 2, (south + north) / 2],
         "layers": planner_layers(catalog, layers),
         "rasters": rasters,
-        "rasterTiles": False,
+        "rasterTiles": embedded is None,
         "ringsM": list(RINGS_M),
         "k": 3,
         "coverageM": 1000,

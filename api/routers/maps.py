@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Final
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from api.deps import CatalogDep, EngineDep, SettingsDep
+from api.deps import CatalogDep, ConnectionDep, EngineDep, SettingsDep
 from ingest.jobs import batch_status
 from maps.assets import CACHE_CONTROL, media_type, resolve
+from maps.grid import find_cell, grid_page, missing_cell_page
 from maps.operations import dispatch_page, planner_page
 from maps.pages import index_page, layer_page, upload_page
+from schemas.errors import NotFound
 
 router = APIRouter(prefix="/maps", tags=["maps"], include_in_schema=False)
 PAGE_HEADERS: Final = {"Cache-Control": "no-cache"}
@@ -87,3 +89,25 @@ def planner(
 ) -> HTMLResponse:
     """Return the planner's map: nearest facilities, rings, raster values, coverage gaps."""
     return _html(planner_page(catalog, settings, lon=lon, lat=lat, crs=crs, layers=layers))
+
+
+@router.get("/grid/{grid_code}", summary="One grid cell on the map", response_class=HTMLResponse)
+def grid(
+    request: Request,
+    conn: ConnectionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    grid_code: Annotated[str, Path(max_length=40, description="15-digit grid cell code")],
+) -> HTMLResponse:
+    """Return the page of one grid cell: outline, village and town, assets, cases (404 page)."""
+    try:
+        cell = find_cell(
+            conn,
+            catalog=catalog,
+            live=request.app.state.live,
+            code=grid_code,
+            storage_epsg=settings.storage_epsg,
+        )
+    except NotFound as exc:
+        return HTMLResponse(missing_cell_page(grid_code, str(exc)), status_code=404)
+    return _html(grid_page(catalog, settings, cell))

@@ -16,7 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cases"))
 
@@ -95,3 +95,39 @@ def post_cases(url: str, clock: Clock) -> list[dict[str, Any]]:
         answer = http.post(f"/cases/{made[-1]['id']}/transitions", json={"action": "dispatch"})
         assert answer.status_code == 200, answer.text
     return made
+
+
+#: Columns a bulk copy of a case sets itself (every other column is copied as it is).
+SET_BY_COPY = {"id", "source_id", "received_at", "geom", "created_at", "updated_at"}
+
+
+def bulk_cases(engine: Engine, total: int) -> int:
+    """Copy the stored cases until there are ``total``, spread over the district; return it.
+
+    One INSERT … SELECT (fast): copies get new source ids, received times a minute apart
+    and points scattered (deterministically) over the test district's six cells.
+    """
+    with engine.begin() as conn:
+        have = int(conn.execute(text("SELECT count(*) FROM cases")).scalar_one())
+        assert have > 0, "post some cases first"
+        names = conn.execute(
+            text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'cases' AND is_generated = 'NEVER' "
+                "ORDER BY ordinal_position"
+            )
+        ).scalars()
+        copied = ", ".join(f'"{n}"' for n in names if n not in SET_BY_COPY)
+        copies = -(-(total - have) // have)  # ceiling
+        conn.execute(
+            text(f"""
+            INSERT INTO cases ({copied}, source_id, received_at, geom)
+            SELECT {copied}, c.source_id || '-bulk-' || g, c.received_at - g * interval '1 minute',
+                   ST_SetSRID(ST_MakePoint(113.2 + ((g * 7919 + c.id * 104729) % 3000) / 1e5,
+                                           23.4 + ((g * 6151 + c.id * 12289) % 2000) / 1e5), 4490)
+            FROM (SELECT * FROM cases ORDER BY id) c CROSS JOIN generate_series(1, :copies) g
+            ORDER BY g, c.id
+            LIMIT :missing"""),
+            {"copies": copies, "missing": total - have},
+        )
+        return int(conn.execute(text("SELECT count(*) FROM cases")).scalar_one())

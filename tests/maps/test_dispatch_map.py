@@ -81,6 +81,8 @@ def test_dispatch_map_filters_and_opens_a_case(ops_server, ops_cases, browser, a
         )
         card = page.inner_text("#sibiao-case-card")
         assert f"#{target}" in card and ops_cases[0]["grid_code"] in card
+        link = page.get_attribute("#sibiao-case-card a.sibiao-grid-link", "href")
+        assert link == f"/maps/grid/{ops_cases[0]['grid_code']}"  # the cell's own page
         assert "超期" in card  # reported three days ago: overdue
         page.wait_for_timeout(300)
         page.screenshot(path=str(artifacts / "dispatch-map.png"))

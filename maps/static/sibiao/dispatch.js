@@ -154,20 +154,28 @@
         page.total = items.length;
         return Promise.resolve(items);
       }
-      function next(offset) {
-        if (embedded) return local();
-        q.set('limit', String(cfg.pageSize));
-        q.set('offset', String(offset));
-        return S.fetchJson(cfg.api.points + '?' + q.toString()).then(function (fc) {
+      function fetchPage(offset) {
+        var asked = new URLSearchParams(q.toString());
+        asked.set('limit', String(cfg.pageSize));
+        asked.set('offset', String(offset));
+        return S.fetchJson(cfg.api.points + '?' + asked.toString());
+      }
+      /** The first page says how many match; the other pages are then read side by side. */
+      function remote() {
+        return fetchPage(0).then(function (first) {
           if (mine !== ticket) return null;
-          Array.prototype.push.apply(found, fc.features.map(toCase));
-          page.total = fc.numberMatched + fc.unlocated;
-          unlocated = fc.unlocated;
-          if (fc.features.length && offset + fc.features.length < fc.numberMatched) return next(offset + fc.features.length);
-          return found;
+          page.total = first.numberMatched + first.unlocated;
+          unlocated = first.unlocated;
+          var step = first.features.length, offsets = [];
+          for (var at = step; step && at < first.numberMatched; at += step) offsets.push(at);
+          return Promise.all(offsets.map(fetchPage)).then(function (rest) {
+            if (mine !== ticket) return null;
+            [first].concat(rest).forEach(function (fc) { Array.prototype.push.apply(found, fc.features.map(toCase)); });
+            return found;
+          });
         });
       }
-      return next(0).then(function (items) {
+      return (embedded ? local() : remote()).then(function (items) {
         if (items === null || mine !== ticket) return;
         var markers = {}, layers = [], late = 0;
         items.forEach(function (c) {
@@ -178,7 +186,10 @@
         });
         cluster.clearLayers();
         cluster.addLayers(layers);
-        if (!page.loads && layers.length) map.fitBounds(cluster.getBounds(), { maxZoom: 16, padding: [30, 30] });
+        // The markers' own bounds: with chunked loading the cluster holds none of them yet.
+        if (!page.loads && layers.length) {
+          map.fitBounds(L.latLngBounds(layers.map(function (m) { return m.getLatLng(); })), { maxZoom: 16, padding: [30, 30] });
+        }
         page.markers = markers;
         page.cases = items;
         page.unlocated = unlocated;
@@ -244,7 +255,7 @@
           ['描述 description', c.description],
           ['位置 location', where],
           ['地址 address', c.address],
-          ['网格 grid', c.grid_code],
+          ['网格 grid', c.grid_code ? el('a', { href: '/maps/grid/' + encodeURIComponent(c.grid_code), text: c.grid_code, class: 'sibiao-grid-link' }) : null],
           ['村居 village', [c.village_name, c.village_code].filter(Boolean).join(' ')],
           ['镇街 town', [c.town_name, c.town_code].filter(Boolean).join(' ')],
           ['层级 level', c.level],

@@ -1,7 +1,8 @@
 /* The planner's map: an incident point, the nearest features of chosen layers (GET /nearby)
  * with distance lines and labels, radius rings, raster values sampled at the point
- * (GET /rasters/{code}/point: the platform serves no raster tiles, so rasters are not drawn),
- * and the coverage gaps of a chosen layer (GET /coverage). Click the map to move the point. */
+ * (GET /rasters/{code}/point), the rasters as optional PNG tile overlays with a legend
+ * (GET /rasters/{code}/tiles/...), and the coverage gaps of a chosen layer (GET /coverage).
+ * Click the map to move the point. */
 (function () {
   'use strict';
   var S = (window.Sibiao = window.Sibiao || {});
@@ -23,9 +24,43 @@
     var gaps = L.geoJSON(null, { style: { color: '#d50000', weight: 1, fillColor: '#ff5252', fillOpacity: 0.25, dashArray: '4 3' } }).addTo(map);
     var incident = null;
     var svg = L.svg({ padding: 0.5 });  // lines and rings as SVG paths (the map prefers canvas)
-    L.control.layers(bases, {
+    var overlays = {
       '距离环 Rings': rings, '距离线 Distance lines': lines, '最近设施 Nearest features': facilities, '覆盖盲区 Coverage gaps': gaps,
-    }, { collapsed: true }).addTo(map);
+    };
+    page.rasterLayers = {};
+    page.rasterLegends = {};
+    // Raster tiles are Web Mercator pixels, which the GCJ-02 display CRS would not move: not offered then.
+    if (cfg.rasterTiles && !cfg.basemap.gcj02) {
+      var rasterPane = 'sibiao-raster';  // above the base map (250), below the overlays (380+)
+      if (!map.getPane(rasterPane)) map.createPane(rasterPane).style.zIndex = 300;
+      cfg.rasters.filter(function (r) { return r.tiles; }).forEach(function (r) {
+        var tiles = L.tileLayer(r.tiles, { opacity: r.opacity, maxZoom: 22, pane: rasterPane, className: 'sibiao-raster-' + r.code, attribution: r.zh });
+        tiles.on('add', function () { page.rasterLegends[r.code] = rasterLegend(r); });
+        tiles.on('remove', function () {
+          if (page.rasterLegends[r.code]) map.removeControl(page.rasterLegends[r.code]);
+          delete page.rasterLegends[r.code];
+        });
+        page.rasterLayers[r.code] = tiles;
+        overlays['栅格 ' + r.zh + ' ' + r.en] = tiles;
+      });
+    }
+    L.control.layers(bases, overlays, { collapsed: true }).addTo(map);
+
+    function rasterLegend(r) {
+      var control = L.control({ position: 'bottomleft' });
+      control.onAdd = function () {
+        var box = el('div', { class: 'sibiao-legend sibiao-raster-legend', 'data-raster': r.code }, [el('strong', { text: r.zh + ' ' + r.en + (r.unit ? ' (' + r.unit + ')' : '') })]);
+        r.legend.forEach(function (entry) {
+          var swatch = el('span', { class: 'sibiao-swatch' });
+          swatch.style.background = entry.color;
+          swatch.style.borderColor = '#9e9e9e';
+          box.appendChild(el('div', {}, [swatch, entry.label]));
+        });
+        return box;
+      };
+      control.addTo(map);
+      return control;
+    }
     S.legend(map, cfg.layers.map(function (spec, i) {
       return { label: spec.zh + ' ' + spec.en, color: '#fff', fill: PALETTE[i % PALETTE.length] };
     }).concat([{ label: '覆盖盲区 gap', color: '#d50000', fill: '#ff8a80' }]));
@@ -57,7 +92,7 @@
     checks.forEach(function (c) { panel.appendChild(c.node); c.input.addEventListener('change', function () { page.run(); }); });
     panel.appendChild(nearestBox);
     panel.appendChild(el('h2', { text: '栅格取值 Raster values at the point' }));
-    panel.appendChild(el('p', { class: 'sibiao-muted', text: '平台未提供栅格瓦片，仅在事发点取值 the platform serves no raster tiles: values are sampled at the incident (GET /rasters/{code}/point)' }));
+    panel.appendChild(el('p', { class: 'sibiao-muted', text: cfg.rasterTiles ? '在图层控制中可叠加栅格 the rasters can be shown from the layer control' : '导出页不含栅格瓦片 the export has no raster tiles' }));
     panel.appendChild(rasterBox);
     panel.appendChild(el('h2', { text: '覆盖盲区 Coverage gaps' }));
     panel.appendChild(el('label', {}, ['图层 layer', coverLayer]));

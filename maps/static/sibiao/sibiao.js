@@ -92,16 +92,40 @@
 
   // ---- signing in: a bearer token from POST /auth/token, kept for the browser tab ----------
   var TOKEN_KEY = 'sibiao.token';
+
+  /** Return the expiry (ms since the epoch) of a JWT, or null when it cannot be read. */
+  function expiry(token) {
+    try {
+      var part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      var claims = JSON.parse(window.atob(part + '==='.slice((part.length + 3) % 4)));
+      return typeof claims.exp === 'number' ? claims.exp * 1000 : null;
+    } catch (err) {
+      return null;
+    }
+  }
+
   S.auth = {
+    /** The token kept for this tab (it survives reloads and moving between map pages), until it expires. */
     token: function () {
+      var token = null;
       try {
-        return window.sessionStorage.getItem(TOKEN_KEY);
+        token = window.sessionStorage.getItem(TOKEN_KEY);
       } catch (err) {
         return null;
       }
+      var until = token && expiry(token);
+      if (until && until <= Date.now()) {
+        S.auth.clear();
+        return null;
+      }
+      return token;
     },
     set: function (token) { window.sessionStorage.setItem(TOKEN_KEY, token); },
-    clear: function () { window.sessionStorage.removeItem(TOKEN_KEY); },
+    clear: function () {
+      try {
+        window.sessionStorage.removeItem(TOKEN_KEY);
+      } catch (err) { /* storage unavailable: nothing kept */ }
+    },
     /** Return request headers with the token, when signed in. */
     headers: function (extra) {
       var headers = L_extend({}, extra || {});
@@ -122,7 +146,20 @@
     if (!box || (!reason && !S.auth.token())) return;
     box.textContent = '';
     box.hidden = false;
+    if (reason && S.auth.token() && !box.dataset.checked) {
+      // Refused although signed in: a token the server no longer takes (expired, revoked,
+      // signed with another key) is dropped and the form shown; otherwise the role may not.
+      box.dataset.checked = '1';
+      S.fetchJson('/auth/me').then(function () {
+        S.authBox(box, reason);
+      }).catch(function (err) {
+        if (err.status === 401) S.auth.clear();
+        S.authBox(box, err.status === 401 ? '登录已过期，请重新登录 Your sign-in has expired; please sign in again' : reason);
+      });
+      return;
+    }
     if (S.auth.token()) {
+      if (reason) box.appendChild(el('p', { class: 'sibiao-error', text: '无权查看 Not allowed for your role: ' + reason }));
       var out = el('button', { type: 'button', class: 'sibiao-linkish', text: '退出 Sign out' });
       out.addEventListener('click', function () { S.auth.clear(); window.location.reload(); });
       var who = el('span', { text: '已登录 Signed in' });
