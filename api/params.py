@@ -15,7 +15,7 @@ import shapely.geometry
 
 from layers.features import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, Interval, TimeValue
 from schemas.errors import InvalidInput
-from schemas.geodesy import CRS84, SourceCrs, parse_crs, transform_geometry
+from schemas.geodesy import CRS84, SourceCrs, is_geographic, parse_crs, transform_geometry
 
 JSON_FORMATS: Final = ("json", "geojson", "application/json", "application/geo+json")
 
@@ -157,4 +157,14 @@ def geojson_geometry(value: Any, source: SourceCrs, storage_epsg: int) -> shapel
         raise InvalidInput("geometry is not valid GeoJSON") from None
     if source.is_offset or source.epsg != storage_epsg:
         geom = transform_geometry(geom, source, SourceCrs.from_epsg(storage_epsg))
+    if not geom.is_empty:
+        west, south, east, north = geom.bounds
+        if not all(math.isfinite(v) for v in geom.bounds):
+            raise InvalidInput("geometry coordinates must be finite numbers")
+        off = west < -180 or east > 180 or south < -90 or north > 90
+        if off and is_geographic(storage_epsg):
+            raise InvalidInput(
+                "geometry lies off the globe (longitude -180..180, latitude -90..90 after"
+                " moving it from its crs); check the crs and the axis order"
+            )
     return geom

@@ -163,6 +163,11 @@ def _crs_of(code: int | str) -> pyproj.CRS:
     return crs
 
 
+def is_geographic(epsg: int) -> bool:
+    """Return whether an EPSG CRS has longitude/latitude axes (degrees)."""
+    return bool(_crs_of(epsg).is_geographic)
+
+
 def parse_crs(text: str | int) -> SourceCrs:
     """Parse a CRS as users and systems send it; raise InvalidInput listing accepted forms."""
     if isinstance(text, bool) or not isinstance(text, int | str):
