@@ -28,6 +28,7 @@ from ingest.target import (
     current_version,
     index_sql,
     lock_layer,
+    row_columns,
     unique_sql,
 )
 from schemas.catalog import Layer
@@ -161,19 +162,7 @@ def _carry_live_rows(
             f"WHERE NOT (l.district_code = :district AND EXISTS "
             f"(SELECT 1 FROM {target.table} s WHERE {match}))"
         )
-    cols = ", ".join(
-        [
-            "fid",
-            *(f'"{a.name}"' for a in layer.attributes),
-            "geom",
-            "district_code",
-            "division_code",
-            "grid_code",
-            "batch_id",
-            "layer_version",
-            "loaded_at",
-        ]
-    )
+    cols = row_columns(layer, "batch_id", "layer_version", "loaded_at")
     inserted = conn.execute(
         text(
             f"INSERT INTO {target.table} ({cols}) OVERRIDING SYSTEM VALUE "
@@ -403,18 +392,7 @@ def rollback(
             "DEFAULTS INCLUDING IDENTITY INCLUDING COMMENTS)"
         )
     )
-    cols = ", ".join(
-        [
-            "fid",
-            *(f'"{a.name}"' for a in layer.attributes),
-            "geom",
-            "district_code",
-            "division_code",
-            "grid_code",
-            "batch_id",
-            "loaded_at",
-        ]
-    )
+    cols = row_columns(layer, "batch_id", "loaded_at")
     conn.execute(
         text(
             f"INSERT INTO {new} ({cols}, layer_version) OVERRIDING SYSTEM VALUE "

@@ -30,6 +30,13 @@ log = logging.getLogger("sibiao.ingest")
 SIDE_BUILD_ROWS = 100_000
 
 
+def row_columns(layer: Layer, *tail: str) -> str:
+    """Return a layer row's columns for SQL: fid, attributes (quoted), geom, codes, ``tail``."""
+    attributes = (f'"{a.name}"' for a in layer.attributes)
+    codes = ("district_code", "division_code", "grid_code")
+    return ", ".join(["fid", *attributes, "geom", *codes, *tail])
+
+
 @dataclass(frozen=True)
 class Target:
     """The next version's table: name, versions, fid offset, COPY columns."""
@@ -98,18 +105,7 @@ def create_target(
                 text(f'SELECT coalesce(max(fid), 0) FROM {LAYER_SCHEMA}."{layer.code}"')
             ).scalar_one()
         )
-    columns = ", ".join(
-        [
-            "fid",
-            *(f'"{a.name}"' for a in layer.attributes),
-            "geom",
-            "district_code",
-            "division_code",
-            "grid_code",
-            "batch_id",
-            "layer_version",
-        ]
-    )
+    columns = row_columns(layer, "batch_id", "layer_version")
     return Target(
         name=f"{layer.code}__b{batch_id}",
         current=current,
