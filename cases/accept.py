@@ -18,12 +18,12 @@ from typing import Final
 
 from sqlalchemy import Connection
 
-from cases.intake import DEFAULT_DISTRICT, receive
+from cases.intake import DEFAULT_DISTRICT, IntakeState, intake_state, receive
 from cases.models import Case, CaseIn, LocationIn
 from cases.normalise import from_source
-from cases.routing import current_rules
 from cases.rules import WorkingCalendar
 from cases.sources import SourcePayload
+from cases.store import fetch_case
 from schemas.catalog import Catalog
 from schemas.errors import InvalidInput
 from schemas.geodesy import STORAGE_EPSG, to_storage
@@ -97,11 +97,14 @@ def accept_case(
     now: datetime,
     area: DistrictArea,
     district_code: str = DEFAULT_DISTRICT,
+    state: IntakeState | None = None,
 ) -> tuple[Case, bool]:
-    """Check a case belongs to the district, then receive it; return it and whether it is new."""
+    """Check a case belongs to the district, then receive it; return it and whether it is new.
+
+    ``state``: :func:`cases.intake.intake_state` when the caller already read it.
+    """
     check_report_time(case_in.reported_at, now)
-    if case_in.location is not None:
-        area.check(case_in.location)
+    point = None if case_in.location is None else area.check(case_in.location)
     return receive(
         conn,
         catalog,
@@ -111,6 +114,8 @@ def accept_case(
         now=now,
         srid=area.srid,
         district_code=district_code,
+        state=state,
+        storage_point=point,
     )
 
 
@@ -124,8 +129,21 @@ def accept_payload(
     area: DistrictArea,
     district_code: str = DEFAULT_DISTRICT,
 ) -> tuple[Case, bool]:
-    """Normalise a sending system's parsed payload under the current rules and accept it."""
-    case_in = from_source(payload.system, payload, rules=current_rules(conn))
+    """Normalise a sending system's parsed payload under the current rules and accept it.
+
+    A re-send answers with the stored case before anything else is looked at.
+    """
+    state = intake_state(conn, payload.system.value, payload.source_id())
+    if state.existing is not None:
+        return fetch_case(conn, state.existing), False
+    case_in = from_source(payload.system, payload, rules=state.rules)
     return accept_case(
-        conn, catalog, calendar, case_in, now=now, area=area, district_code=district_code
+        conn,
+        catalog,
+        calendar,
+        case_in,
+        now=now,
+        area=area,
+        district_code=district_code,
+        state=state,
     )

@@ -13,17 +13,34 @@ then oldest). Linking changes nothing on the original; only a merge adds reporte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, func, text
-from sqlalchemy.dialects import postgresql
 
 from cases.locate import Located, locate, place_point
 from cases.models import OPEN, STEP, Case, CaseIn, LocationIn, Status
-from cases.routing import Route, current_rules, item_of, resolve_unit, route, rules_version
+from cases.routing import (
+    NEWEST_STAMP,
+    Route,
+    cached_rules,
+    current_rules,
+    item_of,
+    resolve_unit,
+    route,
+    rules_version,
+)
 from cases.rules import Item, RoutingRules, WorkingCalendar
-from cases.store import add_event, case_from_row, case_select, fetch_case
+from cases.store import (
+    DUPLICATE_SQL,
+    POINT_SQL,
+    add_event,
+    case_from_row,
+    case_select,
+    fetch_case,
+    insert_received,
+)
 from layers.assets import AssetHit, nearest_asset
 from layers.snap import DEFAULT_TOLERANCE_M
 from schemas.catalog import Catalog
@@ -33,6 +50,52 @@ from schemas.settings import Settings
 from schemas.tables import cases
 
 DEFAULT_DISTRICT: Final = str(Settings.model_fields["district_code"].default)
+
+
+_FIND_DUPLICATE: Final = text(f"WITH p AS ({POINT_SQL}) {DUPLICATE_SQL}")
+_STATE: Final = text(f"""
+    SELECT (SELECT id FROM cases WHERE source_system = :system AND source_id = :source_id)
+               AS existing,
+           r.version, r.stamp
+    FROM (SELECT 1) AS one LEFT JOIN LATERAL ({NEWEST_STAMP}) r ON true
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeState:
+    """What intake must know first: the case already stored under this source id, the rules."""
+
+    existing: int | None
+    rules: RoutingRules
+
+
+def intake_state(conn: Connection, system: str, source_id: str) -> IntakeState:
+    """Return the stored case of (system, source_id), if any, and the newest rules: one query.
+
+    The rules come from the process cache (:func:`cases.routing.cached_rules`) unless their
+    version or row changed since they were last read.
+    """
+    row = conn.execute(_STATE, {"system": system, "source_id": source_id}).one()
+    if row.version is None:
+        rules = current_rules(conn)  # seeds the packaged rules
+    else:
+        rules = cached_rules(conn, int(row.version), str(row.stamp))
+    return IntakeState(None if row.existing is None else int(row.existing), rules)
+
+
+def duplicate_params(
+    item: Item, lat: float, reported_at: datetime, *, exclude: int | None = None
+) -> dict[str, Any]:
+    """Return the ``dup_*`` parameters of the duplicate search for an item at a latitude."""
+    window = timedelta(hours=item.duplicate_window_hours)
+    return {
+        "dup_item": item.code,
+        "dup_exclude": exclude or 0,
+        "dup_t0": reported_at - window,
+        "dup_t1": reported_at + window,
+        "dup_deg": metres_to_degrees_hint(item.duplicate_radius_m, lat),
+        "dup_radius": item.duplicate_radius_m,
+    }
 
 
 def find_duplicate(
@@ -46,32 +109,8 @@ def find_duplicate(
     exclude: int | None = None,
 ) -> int | None:
     """Return the open original case this report repeats, if any."""
-    window = timedelta(hours=item.duplicate_window_hours)
-    row = conn.execute(
-        text("""
-        WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:x, :y), :srid) AS g)
-        SELECT c.id FROM cases c, p
-        WHERE c.item_code = :item AND c.status = ANY(:open) AND c.duplicate_of IS NULL
-          AND c.geom IS NOT NULL AND c.id <> :exclude
-          AND c.reported_at BETWEEN :t0 AND :t1
-          AND ST_DWithin(c.geom, p.g, :deg)
-          AND ST_DWithin(c.geom::geography, p.g::geography, :radius)
-        ORDER BY ST_Distance(c.geom::geography, p.g::geography), c.reported_at, c.id
-        LIMIT 1
-        """),
-        {
-            "x": lon,
-            "y": lat,
-            "srid": srid,
-            "item": item.code,
-            "open": sorted(s.value for s in OPEN),
-            "exclude": exclude or 0,
-            "t0": reported_at - window,
-            "t1": reported_at + window,
-            "deg": metres_to_degrees_hint(item.duplicate_radius_m, lat),
-            "radius": item.duplicate_radius_m,
-        },
-    ).first()
+    params = duplicate_params(item, lat, reported_at, exclude=exclude)
+    row = conn.execute(_FIND_DUPLICATE, {"lon": lon, "lat": lat, "srid": srid, **params}).first()
     return None if row is None else int(row[0])
 
 
@@ -92,13 +131,10 @@ def _asset(
     )
 
 
-def _place_values(where: Located, srid: int) -> dict[str, Any]:
-    """Return the columns a location sets."""
+def _place_values(where: Located) -> dict[str, Any]:
+    """Return the columns a location sets (the point itself aside)."""
     s = where.snap
     return {
-        "geom": None
-        if where.lon is None
-        else func.ST_SetSRID(func.ST_MakePoint(where.lon, where.lat), srid),
         "location_method": where.method,
         "geocode_confidence": None if where.geocoded is None else where.geocoded.confidence,
         "needs_manual_location": where.needs_manual,
@@ -149,13 +185,6 @@ def _detail(where: Located, hit: AssetHit | None, duplicate: int | None) -> dict
     return detail
 
 
-def _ensure_version(conn: Connection, rules: RoutingRules | None) -> RoutingRules:
-    if rules is None:
-        return current_rules(conn)
-    rules_version(conn, rules.version)  # raises NotFound unless stored (seeds version 1)
-    return rules
-
-
 def receive(
     conn: Connection,
     catalog: Catalog,
@@ -167,24 +196,33 @@ def receive(
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     srid: int = STORAGE_EPSG,
     district_code: str = DEFAULT_DISTRICT,
+    state: IntakeState | None = None,
+    storage_point: tuple[float, float] | None = None,
 ) -> tuple[Case, bool]:
     """Store a case located, routed and checked for duplicates; return it and whether it is new.
 
     ``rules`` None means the newest stored version. The deadline counts from ``now`` (receipt).
+    ``state`` is :func:`intake_state` of this case when the caller already read it;
+    ``storage_point`` its reported point in storage lon/lat when already computed.
+
+    Round trips for a located case: the state, the snap, the nearest asset (only for items
+    with asset layers), then one statement storing the case and its event with the duplicate
+    search inside it.
     """
     if now.tzinfo is None:
         raise InvalidInput("now must be timezone-aware")
-    existing = conn.execute(
-        case_select().where(
-            cases.c.source_system == case_in.source_system.value,
-            cases.c.source_id == case_in.source_id,
-        )
-    ).first()
-    if existing is not None:
-        return case_from_row(existing), False
-    rules = _ensure_version(conn, rules)
+    if state is None:
+        state = intake_state(conn, case_in.source_system.value, case_in.source_id)
+    if state.existing is not None:
+        return fetch_case(conn, state.existing), False
+    if rules is None:
+        rules = state.rules
+    elif rules.version != state.rules.version:
+        rules_version(conn, rules.version)  # raises NotFound unless stored (seeds version 1)
     item = item_of(rules, case_in.item_code)
-    where = locate(conn, catalog, case_in, tolerance_m=tolerance_m, srid=srid)
+    where = locate(
+        conn, catalog, case_in, tolerance_m=tolerance_m, srid=srid, storage_point=storage_point
+    )
     names = where.snap.names if where.snap is not None else None
     routed = route(
         rules,
@@ -195,9 +233,7 @@ def receive(
         village_name=None if names is None else names.village,
     )
     hit = _asset(conn, catalog, item, where, srid)
-    duplicate = None
-    if where.lon is not None and where.lat is not None:
-        duplicate = find_duplicate(conn, item, where.lon, where.lat, case_in.reported_at, srid=srid)
+    point = None if where.lon is None or where.lat is None else (where.lon, where.lat)
     loc = case_in.location
     reporters = [case_in.reporter] if case_in.reporter else []
     values: dict[str, Any] = {
@@ -218,18 +254,23 @@ def receive(
         "reported_lat": None if loc is None else loc.lat,
         "district_code": where.snap.district_code if where.snap is not None else district_code,
         "deadline": routed.deadline,
-        "duplicate_of": duplicate,
         "payload": case_in.payload,
         "created_at": now,
         "updated_at": now,
-        **_place_values(where, srid),
+        **_place_values(where),
         **_route_values(routed),
         **_asset_values(hit),
     }
-    stmt = postgresql.insert(cases).values(values)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["source_system", "source_id"])
-    new_id = conn.execute(stmt.returning(cases.c.id)).scalar()
-    if new_id is None:  # a concurrent re-send won the race: answer with its row
+    case = insert_received(
+        conn,
+        values,
+        point=point,
+        srid=srid,
+        duplicate=None if point is None else duplicate_params(item, point[1], case_in.reported_at),
+        note=where.note,
+        detail=_detail(where, hit, None),
+    )
+    if case is None:  # a concurrent re-send won the race: answer with its row
         row = conn.execute(
             case_select().where(
                 cases.c.source_system == case_in.source_system.value,
@@ -237,17 +278,6 @@ def receive(
             )
         ).one()
         return case_from_row(row), False
-    case = fetch_case(conn, int(new_id))
-    add_event(
-        conn,
-        case,
-        "receive",
-        to_status=Status.reported,
-        actor=f"{case_in.source_system.value}",
-        at=now,
-        note=where.note,
-        detail=_detail(where, hit, duplicate),
-    )
     return case, True
 
 
@@ -281,7 +311,8 @@ def locate_manually(
     hit = _asset(conn, catalog, item, where, srid)
     # The deadline stays: it depends on the item and the receipt time, not on the place.
     values: dict[str, Any] = {
-        **_place_values(where, srid),
+        "geom": func.ST_SetSRID(func.ST_MakePoint(lon, lat), srid),
+        **_place_values(where),
         **_asset_values(hit),
         "responsible_unit": resolve_unit(
             item.lead_department, town_name=snapped.names.town, village_name=snapped.names.village

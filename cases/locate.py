@@ -59,21 +59,30 @@ def locate(
     *,
     tolerance_m: float = DEFAULT_TOLERANCE_M,
     srid: int = STORAGE_EPSG,
+    storage_point: tuple[float, float] | None = None,
 ) -> Located:
-    """Return where a case is, or why it needs a manual location."""
+    """Return where a case is, or why it needs a manual location.
+
+    ``storage_point``: the reported point already moved to storage lon/lat (the district check
+    did it), so the datum is not removed twice.
+    """
     notes: list[str] = []
     if case_in.location is not None:
         loc = case_in.location
         try:
-            lon, lat, snapped = place_point(
-                conn,
-                catalog,
-                loc.lon,
-                loc.lat,
-                loc.source_crs,
-                tolerance_m=tolerance_m,
-                srid=srid,
-            )
+            if storage_point is None:
+                lon, lat, snapped = place_point(
+                    conn,
+                    catalog,
+                    loc.lon,
+                    loc.lat,
+                    loc.source_crs,
+                    tolerance_m=tolerance_m,
+                    srid=srid,
+                )
+            else:
+                lon, lat = storage_point
+                snapped = snap(conn, catalog, lon, lat, tolerance_m=tolerance_m, srid=srid)
             return Located(lon, lat, "point", snapped, None, None)
         except InvalidInput as exc:
             notes.append(f"reported point {loc.lon}, {loc.lat} ({loc.crs}): {exc.message}")

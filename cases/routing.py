@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, Text, cast, func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.dialects import postgresql
 
 from cases.calendar import add_deadline
@@ -117,19 +117,52 @@ def packaged_rules() -> RoutingRules:
     return load_routing_rules()
 
 
-_PARSED: dict[tuple[int, str], RoutingRules] = {}
-_STORED = select(routing_rule_versions.c.version, cast(routing_rule_versions.c.rules, Text))
+_PARSED: dict[tuple[str, int, str], RoutingRules] = {}
+#: The newest version and its row stamp: ``xmin`` (transaction ids are cluster-wide, so a row
+#: rewritten or a database re-created gets a new one) and ``ctid`` (a new row version has a new
+#: place, even when rewritten in the transaction that wrote it). The rules text is read only
+#: when the stamp is not in the process cache.
+_STAMP: Final = "xmin::text || '/' || ctid::text AS stamp"
+NEWEST_STAMP: Final = (
+    f"SELECT version, {_STAMP} FROM routing_rule_versions ORDER BY version DESC LIMIT 1"
+)
+_NEWEST = text(NEWEST_STAMP)
+_STAMP_OF = text(f"SELECT version, {_STAMP} FROM routing_rule_versions WHERE version = :version")
+_ONE = text(
+    f"SELECT version, {_STAMP}, rules::text FROM routing_rule_versions WHERE version = :version"
+)
 
 
 def _parse(version: int, stored: str) -> RoutingRules:
-    """Return stored rules as a model, parsed once per distinct (version, content)."""
-    key = (version, stored)
-    if (found := _PARSED.get(key)) is None:
-        found = RoutingRules.model_validate({**json.loads(stored), "version": version})
-        if len(_PARSED) > 64:
-            _PARSED.clear()
-        _PARSED[key] = found
-    return found
+    """Return stored rules as a model."""
+    return RoutingRules.model_validate({**json.loads(stored), "version": version})
+
+
+def _server(conn: Connection) -> str:
+    """Return which server and database a connection talks to (the cache's first key)."""
+    return conn.engine.url.render_as_string(hide_password=True)
+
+
+def _remember(key: tuple[str, int, str], rules: RoutingRules) -> RoutingRules:
+    if len(_PARSED) > 64:
+        _PARSED.clear()
+    _PARSED[key] = rules
+    return rules
+
+
+def cached_rules(conn: Connection, version: int, stamp: str) -> RoutingRules:
+    """Return the rules of a stored version whose row stamp is known; read them on a miss.
+
+    The rules are parsed once per process and version: a request that already knows the newest
+    version and stamp (see :data:`NEWEST_STAMP`) costs no query when nothing changed.
+    """
+    key = (_server(conn), version, stamp)
+    if (found := _PARSED.get(key)) is not None:
+        return found
+    row = conn.execute(_ONE, {"version": version}).first()
+    if row is None:
+        raise NotFound(f"routing rules version {version} does not exist")
+    return _remember((key[0], int(row[0]), str(row[1])), _parse(int(row[0]), str(row[2])))
 
 
 def seed_rules(conn: Connection, *, now: datetime | None = None) -> bool:
@@ -148,21 +181,24 @@ def seed_rules(conn: Connection, *, now: datetime | None = None) -> bool:
 
 def rules_version(conn: Connection, version: int) -> RoutingRules:
     """Return one stored version of the rules."""
-    row = conn.execute(_STORED.where(routing_rule_versions.c.version == version)).first()
+    row = conn.execute(_STAMP_OF, {"version": version}).first()
     if row is None:
         if version == packaged_rules().version and seed_rules(conn):
             return rules_version(conn, version)
         raise NotFound(f"routing rules version {version} does not exist")
-    return _parse(int(row[0]), str(row[1]))
+    return cached_rules(conn, int(row[0]), str(row[1]))
 
 
 def current_rules(conn: Connection) -> RoutingRules:
-    """Return the newest version of the rules (seeding the packaged ones on first use)."""
-    row = conn.execute(_STORED.order_by(routing_rule_versions.c.version.desc()).limit(1)).first()
+    """Return the newest version of the rules (seeding the packaged ones on first use).
+
+    One small query (version and row stamp); the rules themselves come from the process cache.
+    """
+    row = conn.execute(_NEWEST).first()
     if row is None:
         seed_rules(conn)
         return rules_version(conn, packaged_rules().version)
-    return _parse(int(row[0]), str(row[1]))
+    return cached_rules(conn, int(row[0]), str(row[1]))
 
 
 def update_rules(

@@ -5,18 +5,48 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Connection, Select, false, func, or_, select
+from psycopg.types.json import Jsonb
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Row
 
-from cases.models import Case, CaseEvent, DepartmentCall, Escalation, Status
+from cases.models import OPEN, Case, CaseEvent, DepartmentCall, Escalation, Status
+from schemas.database import driver_sql
 from schemas.errors import NotFound
 from schemas.tables import case_events, cases, department_calls, escalations
 
 SYSTEM_ACTOR = "system"
 
 _COLUMNS = [c for c in cases.c if c.name != "geom"]
+
+#: The columns intake sets on a new case; the point (``geom``) and ``duplicate_of`` are
+#: computed in the same statement (see :func:`insert_received`).
+RECEIVED_COLUMNS: Final = frozenset(
+    c.name for c in cases.c if c.name not in {"id", "geom", "duplicate_of", "merged_into"}
+) - {"overdue", "escalated", "escalated_at", "resolved_at", "closed_at"}
+
+_OPEN_SQL: Final = "ARRAY[{}]::text[]".format(", ".join(f"'{s.value}'" for s in sorted(OPEN)))
+
+#: The open original case a point repeats (needs ``p(g)``; parameters ``dup_*``).
+DUPLICATE_SQL: Final = f"""
+    SELECT c.id FROM cases c, p
+    WHERE c.item_code = :dup_item AND c.status = ANY({_OPEN_SQL}) AND c.duplicate_of IS NULL
+      AND c.geom IS NOT NULL AND c.id <> :dup_exclude
+      AND c.reported_at BETWEEN :dup_t0 AND :dup_t1
+      AND ST_DWithin(c.geom, p.g, :dup_deg)
+      AND ST_DWithin(c.geom::geography, p.g::geography, :dup_radius)
+    ORDER BY ST_Distance(c.geom::geography, p.g::geography), c.reported_at, c.id
+    LIMIT 1"""
+POINT_SQL: Final = "SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), :srid) AS g"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +186,83 @@ def escalations_of(conn: Connection, case_id: int) -> list[Escalation]:
         .order_by(escalations.c.id)
     ).all()
     return [Escalation.model_validate(dict(r._mapping)) for r in rows]
+
+
+def _q(name: str) -> str:
+    return f'"{name}"'
+
+
+def _insert_received_sql(search: bool) -> str:
+    """Return the one statement that stores a received case and its first event.
+
+    Point, duplicate search, ``INSERT … ON CONFLICT DO NOTHING``, the ``receive`` event (with
+    ``duplicate_of`` added to its detail when one was found) and the stored row (the columns
+    :func:`case_select` reads, as one JSON text: cheaper to decode than 50 typed columns) in a
+    single round trip. No row back: a concurrent re-send won.
+    """
+    names = sorted(RECEIVED_COLUMNS)
+    columns = ", ".join(_q(n) for n in [*names, "geom", "duplicate_of"])
+    values = ", ".join(f":{n}" for n in names)
+    duplicate = "(SELECT id FROM dup)" if search else "NULL"
+    returning = ", ".join(_q(c.name) for c in _COLUMNS)
+    dup_cte = f"dup AS ({DUPLICATE_SQL})," if search else ""
+    sql = f"""
+    WITH p AS ({POINT_SQL}), {dup_cte}
+    ins AS (
+        INSERT INTO cases ({columns})
+        VALUES ({values}, (SELECT g FROM p), {duplicate})
+        ON CONFLICT (source_system, source_id) DO NOTHING
+        RETURNING {returning}, ST_X(geom) AS lon, ST_Y(geom) AS lat
+    ),
+    ev AS (
+        INSERT INTO case_events
+            (case_id, action, from_status, to_status, actor, at, note, detail, district_code)
+        SELECT ins.id, 'receive', NULL, ins.status, ins.source_system, ins.received_at, :ev_note,
+               CAST(:ev_detail AS jsonb) || CASE WHEN ins.duplicate_of IS NULL THEN '{{}}'::jsonb
+                   ELSE jsonb_build_object('duplicate_of', ins.duplicate_of) END,
+               ins.district_code
+        FROM ins
+    )
+    SELECT row_to_json(ins)::text FROM ins
+    """
+    return driver_sql(sql)
+
+
+_INSERT_RECEIVED: Final = {search: _insert_received_sql(search) for search in (False, True)}
+_JSONB_PARAMS: Final = ("reporter", "reporters", "payload", "ev_detail")
+
+
+def insert_received(
+    conn: Connection,
+    values: Mapping[str, Any],
+    *,
+    point: tuple[float, float] | None,
+    srid: int,
+    duplicate: Mapping[str, Any] | None,
+    note: str | None,
+    detail: Mapping[str, Any],
+) -> Case | None:
+    """Store a new case and its ``receive`` event in one statement; None if it exists already.
+
+    The event's actor is the sending system.
+
+    ``values`` gives every column of :data:`RECEIVED_COLUMNS`; ``duplicate`` the ``dup_*``
+    parameters of :data:`DUPLICATE_SQL` (None: no search, ``duplicate_of`` stays empty).
+    """
+    missing = RECEIVED_COLUMNS - values.keys()
+    if missing:
+        raise ValueError(f"insert_received: no value for {sorted(missing)}")
+    params: dict[str, Any] = {k: values[k] for k in RECEIVED_COLUMNS}
+    params |= {
+        "lon": None if point is None else point[0],
+        "lat": None if point is None else point[1],
+        "srid": srid,
+        "ev_note": note,
+        "ev_detail": dict(detail),
+        **(duplicate or {}),
+    }
+    for name in _JSONB_PARAMS:  # JSON null for None, as SQLAlchemy's JSONB type writes it
+        params[name] = Jsonb(params[name])
+    sql = _INSERT_RECEIVED[duplicate is not None]
+    doc = conn.exec_driver_sql(sql, params).scalar()
+    return None if doc is None else Case.model_validate_json(doc)

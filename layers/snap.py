@@ -23,12 +23,14 @@ import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from functools import lru_cache
+from typing import Final
 
-from sqlalchemy import Connection, Row, bindparam, text
+from sqlalchemy import Connection, RowMapping, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION
 
 from schemas.catalog import Catalog, LayerRole
+from schemas.database import driver_sql
 from schemas.errors import InvalidInput
 from schemas.geodesy import STORAGE_EPSG, metres_to_degrees_hint
 from schemas.tables import LAYER_SCHEMA
@@ -78,7 +80,11 @@ def _nearest(catalog: Catalog, pts: str) -> str:
 
     ``pts`` is a query of ``(i, g)`` rows; one LATERAL index lookup per point.
     """
-    grid, village = _tables(catalog)
+    return _nearest_sql(*_tables(catalog), pts)
+
+
+def _nearest_sql(grid: str, village: str, pts: str) -> str:
+    """Return :func:`_nearest` over the grid and village tables (quoted names)."""
     return f"""
     SELECT p.i, coalesce(gc.code, vc.code) IS NOT NULL AS hit,
            gc.code AS grid_code, gc.name AS grid_name,
@@ -113,12 +119,34 @@ def _nearest(catalog: Catalog, pts: str) -> str:
     """
 
 
-def _sql(catalog: Catalog) -> str:
-    """Return the per-point snapping statement over the bound ``:xs``/``:ys`` arrays."""
-    pts = """
+def _named(rows: str) -> str:
+    """Return ``rows`` (snapping rows) with the registered names of their divisions, by ``i``."""
+    return f"""
+    SELECT s.*, dv.name AS village_name, dt.name AS town_name, dd.name AS district_name
+    FROM ({rows}) s
+    LEFT JOIN divisions dv ON s.hit AND dv.code = s.village_code
+    LEFT JOIN divisions dt ON s.hit AND dt.code = left(s.village_code, 9)
+    LEFT JOIN divisions dd ON s.hit AND dd.code = left(s.village_code, 6)
+    ORDER BY s.i
+    """
+
+
+_POINTS: Final = """
         SELECT t.i, ST_SetSRID(ST_MakePoint(t.x, t.y), :srid) AS g
-        FROM unnest(:xs, :ys) WITH ORDINALITY AS t(x, y, i)"""
-    return _nearest(catalog, pts) + " ORDER BY p.i"
+        FROM unnest(CAST(:xs AS float8[]), CAST(:ys AS float8[])) WITH ORDINALITY AS t(x, y, i)"""
+
+
+#: One point (intake's case): with no array to unnest, PostgreSQL plans the prepared statement
+#: once (a generic plan) instead of on every execution.
+_ONE_POINT: Final = """
+        SELECT 1::bigint AS i,
+               ST_SetSRID(ST_MakePoint(CAST(:x AS float8), CAST(:y AS float8)), :srid) AS g"""
+
+
+@lru_cache(maxsize=32)
+def _point_sql(grid: str, village: str, one: bool) -> str:
+    """Return the per-point snapping statement (driver style) for one point or arrays."""
+    return driver_sql(_named(_nearest_sql(grid, village, _ONE_POINT if one else _POINTS)))
 
 
 def _polygon_sql(catalog: Catalog, table: str) -> str:
@@ -140,25 +168,12 @@ def _polygon_sql(catalog: Catalog, table: str) -> str:
     rest = (
         f"SELECT t.i, t.g FROM {table} t WHERE NOT EXISTS (SELECT 1 FROM inside n WHERE n.i = t.i)"
     )
-    return f"""
-    WITH inside AS MATERIALIZED ({inside})
+    rows = f"""
     SELECT n.i, true AS hit, n.code AS grid_code, n.name AS grid_name, n.village_code,
            0.0::float8 AS dist, n.edge
     FROM inside n
-    UNION ALL ({_nearest(catalog, rest)})
-    ORDER BY i
-    """
-
-
-def _names(conn: Connection, codes: set[str]) -> dict[str, str]:
-    """Return the registered names of division codes."""
-    if not codes:
-        return {}
-    rows = conn.execute(
-        text("SELECT code, name FROM divisions WHERE code = ANY(:codes)"),
-        {"codes": sorted(codes)},
-    ).all()
-    return {str(code): str(name) for code, name in rows}
+    UNION ALL ({_nearest(catalog, rest)})"""
+    return f"WITH inside AS MATERIALIZED ({inside}) {_named(rows)}"
 
 
 def _check(points: Sequence[tuple[float, float]], tolerance_m: float) -> None:
@@ -195,7 +210,7 @@ def snap_many(
         rows = _polygon_rows(conn, catalog, xs, ys, srid=srid, deg=deg)
     else:
         rows = _point_rows(conn, catalog, xs, ys, srid=srid, deg=deg)
-    return _results(conn, rows, tolerance_m)
+    return _results(rows, tolerance_m)
 
 
 def _temp_tables_allowed(conn: Connection) -> bool:
@@ -211,18 +226,21 @@ def _temp_tables_allowed(conn: Connection) -> bool:
 
 def _point_rows(
     conn: Connection, catalog: Catalog, xs: list[float], ys: list[float], *, srid: int, deg: float
-) -> Sequence[Row[Any]]:
-    """Return the snapping rows of the points, one LATERAL lookup per point."""
-    stmt = text(_sql(catalog)).bindparams(
-        bindparam("xs", type_=ARRAY(DOUBLE_PRECISION)),
-        bindparam("ys", type_=ARRAY(DOUBLE_PRECISION)),
-    )
-    return conn.execute(stmt, {"xs": xs, "ys": ys, "srid": srid, "deg": deg}).all()
+) -> Sequence[RowMapping]:
+    """Return the snapping rows of the points, one LATERAL lookup per point.
+
+    Run as driver SQL (no SQLAlchemy compile or cache key per call): intake snaps one point per
+    case.
+    """
+    one = len(xs) == 1
+    sql = _point_sql(*_tables(catalog), one)
+    points = {"x": xs[0], "y": ys[0]} if one else {"xs": xs, "ys": ys}
+    return conn.exec_driver_sql(sql, {**points, "srid": srid, "deg": deg}).mappings().all()
 
 
 def _polygon_rows(
     conn: Connection, catalog: Catalog, xs: list[float], ys: list[float], *, srid: int, deg: float
-) -> Sequence[Row[Any]]:
+) -> Sequence[RowMapping]:
     """Return the snapping rows of the points, the cells driving the join (large batches)."""
     table = f"snap_pts_{secrets.token_hex(4)}"
     conn.execute(text(f"CREATE TEMP TABLE {table} (i bigint, g geometry) ON COMMIT DROP"))
@@ -236,41 +254,33 @@ def _polygon_rows(
     conn.execute(fill, {"xs": xs, "ys": ys, "srid": srid})
     conn.execute(text(f"CREATE INDEX ON {table} USING gist (g)"))
     conn.execute(text(f"ANALYZE {table}"))
-    rows = conn.execute(text(_polygon_sql(catalog, table)), {"deg": deg}).all()
+    rows = conn.execute(text(_polygon_sql(catalog, table)), {"deg": deg}).mappings().all()
     conn.execute(text(f"DROP TABLE {table}"))
     return rows
 
 
-def _results(
-    conn: Connection, rows: Sequence[Row[Any]], tolerance_m: float
-) -> list[SnapResult | None]:
-    """Turn the snapping rows (ordered as the points) into results, with division names."""
-    codes: set[str] = set()
-    for row in rows:
-        if row.hit and row.dist <= tolerance_m:
-            village = str(row.village_code)
-            codes |= {village, village[:9], village[:6]}
-    names = _names(conn, codes)
+def _results(rows: Sequence[RowMapping], tolerance_m: float) -> list[SnapResult | None]:
+    """Turn the snapping rows (ordered as the points, names joined) into results."""
     out: list[SnapResult | None] = []
     for row in rows:
-        if not row.hit or row.dist > tolerance_m:
+        if not row["hit"] or row["dist"] > tolerance_m:
             out.append(None)
             continue
-        village = str(row.village_code)
+        village = str(row["village_code"])
         out.append(
             SnapResult(
-                grid_code=row.grid_code,
+                grid_code=row["grid_code"],
                 village_code=village,
                 town_code=village[:9],
                 district_code=village[:6],
                 names=DivisionNames(
-                    grid=row.grid_name,
-                    village=names.get(village),
-                    town=names.get(village[:9]),
-                    district=names.get(village[:6]),
+                    grid=row["grid_name"],
+                    village=row["village_name"],
+                    town=row["town_name"],
+                    district=row["district_name"],
                 ),
-                distance_m=round(float(row.dist), 3),
-                on_boundary=bool(row.edge),
+                distance_m=round(float(row["dist"]), 3),
+                on_boundary=bool(row["edge"]),
             )
         )
     return out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
@@ -93,12 +96,22 @@ def _first(exc: DBAPIError) -> str:
     return lines[0] if lines else type(exc.orig).__name__
 
 
-def make_engine(url: URL, *, pool_size: int = 10) -> Engine:
-    """Return an engine for ``url`` (psycopg 3, pre-ping, modest pool)."""
+#: Connections an engine keeps: one per thread of the API's thread pool (AnyIO's default
+#: limiter: 40 tokens), so busy sync handlers never open and close overflow connections (a new
+#: backend per request is the most expensive thing a request can do).
+POOL_SIZE: Final = 40
+MAX_OVERFLOW: Final = 10
+
+
+def make_engine(url: URL, *, pool_size: int = POOL_SIZE) -> Engine:
+    """Return an engine for ``url`` (psycopg 3, pre-ping, a pool as large as the thread pool).
+
+    Connections are opened on demand: the pool only caps how many are kept.
+    """
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size * 2,
+        max_overflow=MAX_OVERFLOW,
         pool_pre_ping=True,
         pool_recycle=1800,
     )
@@ -126,3 +139,17 @@ def check_server(engine: Engine) -> str:
         ) from None
     except DBAPIError as exc:
         raise DatabaseError(f"{_describe(engine.url)}: {_first(exc)}") from None
+
+
+_NAMED: Final = re.compile(r"(?<![:\w]):(\w+)")
+
+
+def driver_sql(sql: str) -> str:
+    """Return SQL written with ``:name`` parameters in psycopg's ``%(name)s`` style.
+
+    For the few hot statements run with ``Connection.exec_driver_sql`` (no SQLAlchemy compile or
+    cache key per execution). ``::type`` casts are kept; the SQL must hold no ``%``.
+    """
+    if "%" in sql:
+        raise ValueError("driver_sql: the statement must not contain '%'")
+    return _NAMED.sub(r"%(\1)s", sql)

@@ -25,6 +25,13 @@ def _check_port(host: str, port: int) -> None:
 def serve(
     host: str = typer.Option(None, "--host", help="address to bind (default SIBIAO_HOST)"),
     port: int = typer.Option(None, "--port", help="port (default SIBIAO_PORT, 8000)"),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="worker processes (one per core: each runs the app with its own pool)",
+    ),
 ) -> None:
     """Run the API with uvicorn (the database must be migrated: `sibiao db upgrade`)."""
     import uvicorn
@@ -38,7 +45,17 @@ def serve(
     check_serving(cfg, host)
     _check_port(host, port)
     ensure_ready(cfg)
-    app = create_app(cfg)
     base = f"http://{host}:{port}"
     console.print(f"Sibiao on {base}  — API docs {base}/docs, catalog {base}/catalog/layers")
-    uvicorn.run(app, host=host, port=port, log_level=cfg.log_level)
+    if workers == 1:
+        uvicorn.run(create_app(cfg), host=host, port=port, log_level=cfg.log_level)
+        return
+    # Several processes need the app by name: each worker builds it from the same environment.
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=cfg.log_level,
+    )

@@ -26,6 +26,7 @@ from api.case_views import (
 )
 from api.deps import CatalogDep, ConnectionDep, EngineDep
 from api.dispatch import ActorDep, AreaDep, CalendarDep, NowDep, ScopeDep, check_values
+from api.security.case_actions import case_action_permit
 from cases import workflow
 from cases.calls import DEFAULT_RESPONSE, call_department, respond_call
 from cases.intake import locate_manually
@@ -237,7 +238,10 @@ def get_case_detail(
 @router.post(
     "/cases/{case_id}/transitions",
     response_model=CaseOut,
-    responses={409: {"description": "not legal now; the message lists the legal actions"}},
+    responses={
+        403: {"description": "the caller's role may not take this action (api/policy.yaml)"},
+        409: {"description": "not legal now; the message lists the legal actions"},
+    },
     summary="Move a case through the five-step loop",
 )
 def post_transition(
@@ -250,7 +254,10 @@ def post_transition(
     now: NowDep,
     scope: ScopeDep,
 ) -> JSONResponse:
-    """Apply dispatch, start, resolve, visit, close, return, reassign or reopen."""
+    """Apply dispatch, start, resolve, visit, close, return, reassign or reopen.
+
+    Which role may take which action is the policy's ``case_actions`` table.
+    """
     check_values(body.model_dump(), ["body"])
     if body.action == workflow.Action.merge.value:
         raise InvalidInput(f"merge with POST /cases/{case_id}/merge and the case to merge into")
@@ -265,6 +272,7 @@ def post_transition(
             unit=body.unit or None,
             calendar=calendar,
             scope=scope,
+            permit=case_action_permit(request),
         )
     return JSONResponse(case_out(request, case, now).model_dump(mode="json"))
 
