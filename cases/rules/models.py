@@ -6,6 +6,7 @@ files must satisfy. Nothing here computes deadlines or routes cases: that is ``c
 
 from __future__ import annotations
 
+import functools
 from datetime import date, time
 from enum import StrEnum
 from typing import Annotated, Final, Self
@@ -223,9 +224,9 @@ class CalendarYear(_Strict):
             raise ValueError("make-up working days repeat")
         return self
 
-    @property
+    @functools.cached_property
     def holiday_dates(self) -> frozenset[date]:
-        """Return every holiday date of the year."""
+        """Return every holiday date of the year (computed once: deadlines ask it per case)."""
         return frozenset(day for holiday in self.holidays for day in holiday.days)
 
 
@@ -278,17 +279,22 @@ class WorkingCalendar(_Strict):
 
     def year(self, year: int) -> CalendarYear:
         """Return the entry of ``year``; raise ``KeyError`` when the calendar does not cover it."""
-        for entry in self.years:
-            if entry.year == year:
-                return entry
-        raise KeyError(year)
+        return self._by_year[year]
 
-    @property
+    @functools.cached_property
+    def _by_year(self) -> dict[int, CalendarYear]:
+        return {entry.year: entry for entry in self.years}
+
+    @functools.cached_property
+    def _weekend_numbers(self) -> frozenset[int]:
+        return frozenset(w.number for w in self.weekend)
+
+    @functools.cached_property
     def holidays(self) -> frozenset[date]:
         """Return every holiday date of every year."""
         return frozenset().union(*(y.holiday_dates for y in self.years))
 
-    @property
+    @functools.cached_property
     def makeup_workdays(self) -> frozenset[date]:
         """Return every make-up working day of every year."""
         return frozenset(day for y in self.years for day in y.makeup_workdays)
@@ -300,4 +306,4 @@ class WorkingCalendar(_Strict):
             return False
         if day in entry.makeup_workdays:
             return True
-        return day.weekday() not in {w.number for w in self.weekend}
+        return day.weekday() not in self._weekend_numbers
