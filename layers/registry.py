@@ -24,7 +24,7 @@ _NAMED_LISTS = {"layers": ("layer", "code"), "attributes": ("attribute", "name")
 def read_group_file(path: Path) -> GroupFile:
     """Read and validate one catalog file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text("utf-8"), getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: cannot be read as YAML: {exc}") from None
     if not isinstance(data, dict):

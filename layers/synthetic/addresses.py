@@ -8,15 +8,19 @@ building behind each number; one real-population record per inhabited building.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from shapely import STRtree
 
 from layers.synthetic.admin import Division
+from layers.synthetic.blocks import BLOCK_ROWS, blocks
 from layers.synthetic.geography import METRIC_EPSG, urban_density
 from layers.synthetic.naming import dates_between, id_numbers, person_names, phones, zero_pad
 from layers.synthetic.roads import Road
@@ -83,8 +87,56 @@ def town_addresses(
     scale: float,
     rng: np.random.Generator,
 ) -> TownAddresses:
-    """Return the house numbers, buildings and population of one town."""
+    """Return the house numbers, buildings and population of one town (all blocks joined)."""
+    parts = list(town_address_blocks(town, villages, roads, scale=scale, rng=rng))
+    joined = [
+        pd.concat([getattr(part, name) for part in parts], ignore_index=True)
+        for name in ("house_numbers", "buildings", "population")
+    ]
+    return TownAddresses(*joined)
+
+
+def town_address_blocks(
+    town: Division,
+    villages: list[Division],
+    roads: list[Road],
+    *,
+    scale: float,
+    rng: np.random.Generator,
+    block_rows: int = BLOCK_ROWS,
+) -> Iterator[TownAddresses]:
+    """Yield the house numbers, buildings and population of one town, a block of roads at a time.
+
+    Blocks hold whole roads, in road order, so numbers still run along each road; a building
+    that would overlap one kept in an earlier block is left out, as within a block.
+    """
     road_idx, parts, dist, rank, spacing = _sample_positions(roads, scale)
+    shapely.prepare(town.geometry)  # contains(town, x) is within(x, town), prepared: fast
+    per_road = np.bincount(road_idx, minlength=len(roads)) if road_idx.size else np.zeros(0)
+    starts = np.concatenate([[0], np.cumsum(per_road)]).astype(np.int64)
+    earlier: list[np.ndarray] = []
+    for roads_part in blocks(per_road, max(block_rows // 2, 1)) if road_idx.size else [slice(0, 0)]:
+        at = slice(int(starts[roads_part.start]), int(starts[roads_part.stop]))
+        block = _block(
+            town,
+            (road_idx[at], parts[at], dist[at], rank[at], spacing[at]),
+            rng,
+            earlier,
+        )
+        yield _assemble(town, villages, roads, *block, rng)
+
+
+_Placed = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _block(
+    town: Division,
+    slots: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    rng: np.random.Generator,
+    earlier: list[np.ndarray],
+) -> _Placed:
+    """Place numbers and buildings on both sides of a block's slots; remember kept footprints."""
+    road_idx, parts, dist, rank, spacing = slots
     n = dist.size
     # Two sides per slot: left (odd numbers) and right (even numbers).
     side = np.concatenate([np.ones(n), -np.ones(n)])
@@ -105,7 +157,7 @@ def town_addresses(
     setback = rng.uniform(6.0, 11.0, side.size)
     px, py = hx + nx * setback, hy + ny * setback
     points = shapely.points(px, py)
-    keep &= shapely.within(points, town.geometry)
+    keep &= shapely.contains(town.geometry, points)
     # Buildings: a rectangle behind each number, aligned with the street.
     width = np.minimum(spacing * rng.uniform(0.6, 0.85, side.size), 40.0)
     depth = np.where(density > 0.45, rng.uniform(12, 30, side.size), rng.uniform(8, 16, side.size))
@@ -125,16 +177,18 @@ def town_addresses(
     footprints = shapely.polygons(corners)
     idx = np.flatnonzero(keep)
     has_building = np.zeros(side.size, dtype=bool)
-    inside = shapely.within(footprints[idx], town.geometry)
+    inside = shapely.contains(town.geometry, footprints[idx])
     candidates = idx[inside]
     tree = STRtree(footprints[candidates])
     left, right = tree.query(footprints[candidates], predicate="intersects")
     clash = np.unique(np.maximum(left, right)[left != right])
-    has_building[np.delete(candidates, clash)] = True
-
-    return _assemble(
-        town, villages, roads, idx, has_building, road_idx, number, points, footprints, density, rng
-    )
+    built = np.delete(candidates, clash)
+    if earlier and built.size:
+        hit, _ = STRtree(np.concatenate(earlier)).query(footprints[built], "intersects")
+        built = np.delete(built, np.unique(hit))
+    has_building[built] = True
+    earlier.append(footprints[built])
+    return idx, has_building, road_idx, number, points, footprints, density
 
 
 def _assemble(
@@ -270,8 +324,17 @@ def _village_of(points: np.ndarray, villages: list[Division]) -> np.ndarray:
     codes = np.array([v.code for v in villages] + [None], dtype=object)
     if points.size == 0:
         return np.array([], dtype=object)
-    tree = STRtree([v.geometry for v in villages])
-    point_i, village_i = tree.query(points, predicate="intersects")
-    found = np.full(points.size, len(villages))
-    found[point_i[::-1]] = village_i[::-1]  # first match wins on shared boundaries
-    return codes[found]
+    return codes[first_cover(points, [v.geometry for v in villages])]
+
+
+def first_cover(points: np.ndarray, areas: list[Any]) -> np.ndarray:
+    """Return the index of the first area each point intersects (``len(areas)`` when none).
+
+    The tree is built over the points and queried with the areas, which GEOS then prepares:
+    much faster than testing each point against unprepared, densified polygons.
+    """
+    found = np.full(len(points), len(areas), dtype=np.int64)
+    if len(points) and areas:
+        area_i, point_i = STRtree(points).query(np.asarray(areas, dtype=object), "intersects")
+        np.minimum.at(found, point_i, area_i)  # first area wins on shared boundaries
+    return found

@@ -47,6 +47,7 @@ from layers.synthetic.writers import (
     Target,
     write_batches,
 )
+from layers.synthetic.yamlfile import read_yaml
 from schemas.catalog import Attribute, AttributeType, GeometryType, Layer
 from schemas.errors import ConfigurationError, InvalidInput
 from schemas.geodesy import CGCS2000, GCJ02, WGS84, SourceCrs, transform_xy
@@ -229,7 +230,7 @@ class DeliveryPlan(_Strict):
 def load_delivery_plan(path: Path = PLAN_FILE) -> DeliveryPlan:
     """Read and validate the delivery plan."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml(path)
         return DeliveryPlan.model_validate(data)
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigurationError(f"{path}: {exc}") from None

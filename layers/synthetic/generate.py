@@ -8,6 +8,8 @@ what was made with the Huadu-sized targets of ``plan.yaml``.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import shutil
 import tempfile
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
+import pyarrow as pa
 
 from layers.registry import default_catalog
 from layers.synthetic.delivery import deliver, load_delivery_plan
@@ -32,6 +35,9 @@ from schemas.errors import InvalidInput
 REPORT_FILE = "report.json"
 TRUTH_DIR = "truth"
 RASTER_STRATEGY = "raster"
+#: Largest slice of a chunk passed on to the truth files and the delivery: the copies made
+#: while typing, converting to Arrow and writing stay this size at any scale.
+SLICE_ROWS = 50_000
 
 
 @dataclass
@@ -95,7 +101,7 @@ class _Tally:
 
     def __iter__(self) -> Iterator[gpd.GeoDataFrame]:
         part = 0
-        for chunk in self._chunks:
+        for chunk in _sliced(self._chunks, SLICE_ROWS):
             self.rows += len(chunk)
             if self._lines and len(chunk):
                 self.length_m += float(chunk.geometry.length.sum())
@@ -110,6 +116,40 @@ class _Tally:
                 )
                 part += 1
             yield chunk
+
+
+def _sliced(chunks: Iterable[gpd.GeoDataFrame], rows: int) -> Iterator[gpd.GeoDataFrame]:
+    """Yield the chunks cut into slices of at most ``rows`` rows (an empty chunk as it is)."""
+    for chunk in chunks:
+        if len(chunk) <= rows:
+            yield chunk
+            continue
+        for start in range(0, len(chunk), rows):
+            yield chunk.iloc[start : start + rows]
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    """Return glibc's ``malloc_trim`` (None elsewhere)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[assignment]
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def release_memory() -> None:
+    """Give freed memory back to the system between layers, so it does not pile up.
+
+    No ``gc.collect()``: chunks are freed by reference counting, and a full collection over
+    the catalog's and the world's objects after every layer cost more than it gave back.
+    """
+    pa.default_memory_pool().release_unused()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _clear(out_dir: Path) -> None:
@@ -176,6 +216,8 @@ def generate(
                     seconds=round(time.perf_counter() - t0, 2),
                 )
             )
+            del chunks, tally
+            release_memory()
             if on_layer is not None:
                 on_layer(layer, index, len(catalog.layers))
         for entry, layer in raster_entries(world, rasters, out_dir):

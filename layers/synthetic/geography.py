@@ -14,11 +14,12 @@ from typing import Annotated, Final, Self, TypeVar
 import numpy as np
 import pyproj
 import shapely
-import yaml
 from numpy.typing import ArrayLike, NDArray
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from shapely.geometry import Polygon
 from shapely.geometry.base import BaseGeometry
+
+from layers.synthetic.yamlfile import read_yaml
 
 FloatArray = NDArray[np.float64]
 G = TypeVar("G", bound=BaseGeometry)
@@ -143,7 +144,7 @@ class Geography(_Strict):
 
 def read_geography(path: Path) -> Geography:
     """Read and validate a geography file."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path)
     return Geography.model_validate(data)
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 from numpy.typing import NDArray
 
 from layers.synthetic.naming import zero_pad
 from layers.synthetic.utilities import Serials
+from layers.synthetic.yamlfile import read_yaml
 
 PINYIN_FILE = Path(__file__).with_name("pinyin.yaml")
 _SERIAL = re.compile(r"\{serial(?::(\d+))?\}")
@@ -113,7 +113,7 @@ def credit_codes(
 @lru_cache(maxsize=1)
 def _pinyin() -> tuple[dict[str, str], dict[str, str]]:
     """Return the specific and generic word tables."""
-    data = yaml.safe_load(PINYIN_FILE.read_text(encoding="utf-8"))
+    data = read_yaml(PINYIN_FILE)
     return dict(data["specific"]), dict(data["generic"])
 
 

@@ -11,8 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
+
+from layers.synthetic.yamlfile import read_yaml
 
 NAMING_FILE = Path(__file__).with_name("naming.yaml")
 #: GB 11643-1999 weights and check characters of the 18-digit citizen ID number.
@@ -35,7 +36,7 @@ class NamingPools(BaseModel):
 @lru_cache(maxsize=1)
 def pools() -> NamingPools:
     """Return the packaged pools."""
-    return NamingPools.model_validate(yaml.safe_load(NAMING_FILE.read_text(encoding="utf-8")))
+    return NamingPools.model_validate(read_yaml(NAMING_FILE))
 
 
 def road_names(rng: np.random.Generator, n: int, *, suffixes: tuple[str, ...]) -> list[str]:

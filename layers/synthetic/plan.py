@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from layers.synthetic.yamlfile import read_yaml
 from schemas.catalog import Catalog
 from schemas.errors import CatalogError
 
@@ -67,7 +68,7 @@ class Plan(BaseModel):
 def read_plan(path: Path = PLAN_FILE) -> Plan:
     """Read and validate a plan file."""
     try:
-        return Plan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        return Plan.model_validate(read_yaml(path))
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: cannot be read: {exc}") from None
     except ValidationError as exc:

@@ -1,25 +1,32 @@
 """Where things can go in one town: road segments, crossings, buildings, house numbers, villages.
 
-Asset strategies look here many times per run, so each town's :class:`TownSites` is built once
-per :class:`~layers.synthetic.world.World` (kept in ``world.extras``) and holds only numbers:
-coordinates, road segments, building use, floors, residents. Text columns of the spilled house
-numbers and buildings are read back with pyarrow for just the rows a layer picks
-(:meth:`TownSites.fetch`), so memory stays small at any scale.
+Asset strategies look here many times per run. Each town's :class:`TownSites` is built once per
+:class:`~layers.synthetic.world.World` (kept in ``world.extras``) and holds only numbers that grow
+with the road network: villages, road segments, crossings. What grows with the scale (per
+building and per house number: position, use, floors, residents, and the trees over them) lives
+in a :class:`TownStock`, of which a World keeps only the most recently used towns, up to
+:data:`STOCK_BUDGET_ROWS` rows; a stock dropped is read back from the run's spill folder (the
+per-building numbers are spilled as ``.npy`` files once computed). Text columns of the spilled
+house numbers and buildings are read with pyarrow for just the rows a layer picks
+(:meth:`TownSites.fetch`), so memory stays bounded at any scale.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import shapely
 from numpy.typing import NDArray
 from shapely import STRtree
 
+from layers.synthetic.addresses import first_cover
 from layers.synthetic.admin import Division
 from layers.synthetic.geography import load_geography, town_anchors, urban_density
 from layers.synthetic.roads import Road
@@ -30,6 +37,12 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
 _KEY = "sites"
+_STOCK_KEY = "sites:stock"
+#: Buildings plus house numbers whose lookups a World keeps in memory at once (about 350 bytes
+#: each with their trees): every town at scale 1, the few most recent ones at larger scales.
+STOCK_BUDGET_ROWS = 900_000
+#: What a building or house number costs in a stock, with its tree (to count columns read).
+_BYTES_PER_ROW = 350
 
 
 def town_sites(world: World, town: Division) -> TownSites:
@@ -108,9 +121,8 @@ class TownSites:
         if x.size == 0:
             return np.zeros(0, dtype=np.int64)
         points = shapely.points(x, y)
-        found = np.full(x.size, -1, dtype=np.int64)
-        point_i, village_i = self.village_tree.query(points, predicate="intersects")
-        found[point_i[::-1]] = village_i[::-1]
+        found = first_cover(points, [v.geometry for v in self.villages])
+        found[found == len(self.villages)] = -1
         lost = np.flatnonzero(found < 0)
         if lost.size:
             found[lost] = self.village_tree.query_nearest(
@@ -220,80 +232,58 @@ class TownSites:
         }
 
     # -- buildings and house numbers ------------------------------------------------------------
-    def _path(self, source: Source) -> Path:
+    def source_path(self, source: Source) -> Path:
         """Return the spill file of ``source``, making the town's addresses first if needed."""
         path = self.world.spill_path(source, self.town.code)
         if not path.exists():
-            self.world.addresses_of(self.town)
+            self.world.spill_addresses(self.town)
         return path
 
     def fetch(self, source: Source, rows: IntArray, columns: list[str]) -> dict[str, np.ndarray]:
         """Return ``columns`` of the spilled ``source`` for ``rows`` (geometry decoded)."""
-        table = pq.read_table(self._path(source), columns=columns).take(np.asarray(rows))
+        stock = self.stock
         out: dict[str, np.ndarray] = {}
         for name in columns:
-            values = table.column(name).to_numpy(zero_copy_only=False)
-            out[name] = shapely.from_wkb(values) if name == "geometry" else values
+            values = stock.column(source, name).take(np.asarray(rows))
+            array = values.to_numpy(zero_copy_only=False)
+            out[name] = shapely.from_wkb(array) if name == "geometry" else array
         return out
 
-    @cached_property
+    @property
+    def stock(self) -> TownStock:
+        """Return the town's per-building and per-house-number lookups (most recently used)."""
+        cache: OrderedDict[str, TownStock] = self.world.extras.setdefault(_STOCK_KEY, OrderedDict())
+        code = self.town.code
+        stock = cache.get(code)
+        if stock is not None:
+            cache.move_to_end(code)
+            return stock
+        stock = cache[code] = TownStock(self)  # a new town: drop the least recent beyond budget
+        held = sum(s.rows for s in cache.values())
+        while held > STOCK_BUDGET_ROWS and len(cache) > 1:
+            _, dropped = cache.popitem(last=False)
+            held -= dropped.rows
+        return stock
+
+    @property
     def buildings(self) -> dict[str, np.ndarray]:
         """Return per building: centroid, use, floors, year, footprint area, density, residents."""
-        cols = ["code", "address_code", "use", "floors", "built_year", "geometry"]
-        table = pq.read_table(self._path("buildings"), columns=cols)
-        geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-        xy = shapely.get_coordinates(shapely.centroid(geoms)) if len(geoms) else np.zeros((0, 2))
-        codes = pd.Index(table.column("code").to_numpy(zero_copy_only=False))
-        pop = pq.read_table(
-            self._path("population"), columns=["building_code", "residents", "migrants"]
-        )
-        at = codes.get_indexer(pop.column("building_code").to_numpy(zero_copy_only=False))
-        residents = np.zeros(len(codes), dtype=np.int64)
-        migrants = np.zeros(len(codes), dtype=np.int64)
-        residents[at] = pop.column("residents").to_numpy()
-        migrants[at] = pop.column("migrants").to_numpy()
-        hn = pd.Index(self.house_numbers["address_code"])
-        use = table.column("use").to_numpy(zero_copy_only=False).astype(str)
-        village = self.village_of(xy[:, 0], xy[:, 1])
-        kinds = np.array([v.kind for v in self.villages] + ["village"])
-        return {
-            "x": xy[:, 0],
-            "y": xy[:, 1],
-            "use": use,
-            "floors": table.column("floors").to_numpy(),
-            "year": table.column("built_year").to_numpy(),
-            "area": shapely.area(geoms),
-            "density": urban_density(xy[:, 0], xy[:, 1]),
-            "residents": residents,
-            "migrants": migrants,
-            "hn": hn.get_indexer(table.column("address_code").to_numpy(zero_copy_only=False)),
-            "village": village,
-            "village_kind": kinds[village],
-        }
+        return self.stock.buildings
 
-    @cached_property
+    @property
     def house_numbers(self) -> dict[str, np.ndarray]:
         """Return per house number: position and address code."""
-        table = pq.read_table(self._path("house_numbers"), columns=["address_code", "geometry"])
-        geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
-        xy = shapely.get_coordinates(geoms) if len(geoms) else np.zeros((0, 2))
-        return {
-            "x": xy[:, 0],
-            "y": xy[:, 1],
-            "address_code": table.column("address_code").to_numpy(zero_copy_only=False),
-        }
+        return self.stock.house_numbers
 
-    @cached_property
+    @property
     def house_number_tree(self) -> STRtree:
         """Return a tree over the house-number points."""
-        hn = self.house_numbers
-        return STRtree(shapely.points(hn["x"], hn["y"]))
+        return self.stock.house_number_tree
 
-    @cached_property
+    @property
     def building_tree(self) -> STRtree:
         """Return a tree over the building centroids."""
-        b = self.buildings
-        return STRtree(shapely.points(b["x"], b["y"]))
+        return self.stock.building_tree
 
     def nearest_house_number(self, x: FloatArray, y: FloatArray) -> IntArray:
         """Return the row of the nearest house number of each point (-1 when there is none)."""
@@ -316,3 +306,102 @@ class TownSites:
             idx, _ = self.building_tree.query(geoms, predicate="dwithin", distance=distance)
             hit[idx] = True
         return hit
+
+
+class TownStock:
+    """The lookups of one town that grow with the scale: buildings, house numbers, their trees."""
+
+    def __init__(self, sites: TownSites) -> None:
+        self.sites = sites
+        self._columns: dict[tuple[str, str], pa.ChunkedArray] = {}
+
+    @property
+    def rows(self) -> int:
+        """Return how many buildings and house numbers this stock holds (columns read count)."""
+        held = [self.__dict__.get(name) for name in ("buildings", "house_numbers")]
+        rows = sum(int(part["x"].size) for part in held if part is not None)
+        return rows + sum(c.nbytes for c in self._columns.values()) // _BYTES_PER_ROW
+
+    def column(self, source: Source, name: str) -> pa.ChunkedArray:
+        """Return one column of a spilled source, read once while this stock is kept."""
+        key = (source, name)
+        if key not in self._columns:
+            path = self.sites.source_path(source)
+            self._columns[key] = pq.read_table(path, columns=[name]).column(name)
+        return self._columns[key]
+
+    def _spill(self, name: str) -> Path:
+        """Return the folder of one town's spilled lookup arrays."""
+        return self.sites.world.spill_path(f"sites_{name}", self.sites.town.code).with_suffix("")
+
+    @cached_property
+    def buildings(self) -> dict[str, np.ndarray]:
+        """Return per building: centroid, use, floors, year, footprint area, density, residents."""
+        folder = self._spill("buildings")
+        if folder.is_dir():
+            return {path.stem: np.load(path) for path in sorted(folder.glob("*.npy"))}
+        made = self._buildings()
+        folder.mkdir(parents=True)
+        for name, values in made.items():
+            np.save(folder / f"{name}.npy", values, allow_pickle=False)
+        return made
+
+    def _buildings(self) -> dict[str, np.ndarray]:
+        """Compute the per-building lookups from the spilled buildings and population."""
+        cols = ["code", "address_code", "use", "floors", "built_year", "geometry"]
+        table = pq.read_table(self.sites.source_path("buildings"), columns=cols)
+        geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+        xy = shapely.get_coordinates(shapely.centroid(geoms)) if len(geoms) else np.zeros((0, 2))
+        codes = pd.Index(table.column("code").to_numpy(zero_copy_only=False))
+        pop = pq.read_table(
+            self.sites.source_path("population"), columns=["building_code", "residents", "migrants"]
+        )
+        at = codes.get_indexer(pop.column("building_code").to_numpy(zero_copy_only=False))
+        residents = np.zeros(len(codes), dtype=np.int64)
+        migrants = np.zeros(len(codes), dtype=np.int64)
+        residents[at] = pop.column("residents").to_numpy()
+        migrants[at] = pop.column("migrants").to_numpy()
+        hn = pd.Index(self.house_numbers["address_code"])
+        use = table.column("use").to_numpy(zero_copy_only=False).astype(str)
+        village = self.sites.village_of(xy[:, 0], xy[:, 1])
+        kinds = np.array([v.kind for v in self.sites.villages] + ["village"])
+        return {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "use": use,
+            "floors": table.column("floors").to_numpy(),
+            "year": table.column("built_year").to_numpy(),
+            "area": shapely.area(geoms),
+            "density": urban_density(xy[:, 0], xy[:, 1]),
+            "residents": residents,
+            "migrants": migrants,
+            "hn": hn.get_indexer(table.column("address_code").to_numpy(zero_copy_only=False)),
+            "village": village,
+            "village_kind": kinds[village],
+        }
+
+    @cached_property
+    def house_numbers(self) -> dict[str, np.ndarray]:
+        """Return per house number: position and address code."""
+        table = pq.read_table(
+            self.sites.source_path("house_numbers"), columns=["address_code", "geometry"]
+        )
+        geoms = shapely.from_wkb(table.column("geometry").to_numpy(zero_copy_only=False))
+        xy = shapely.get_coordinates(geoms) if len(geoms) else np.zeros((0, 2))
+        return {
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "address_code": table.column("address_code").to_numpy(zero_copy_only=False),
+        }
+
+    @cached_property
+    def house_number_tree(self) -> STRtree:
+        """Return a tree over the house-number points."""
+        hn = self.house_numbers
+        return STRtree(shapely.points(hn["x"], hn["y"]))
+
+    @cached_property
+    def building_tree(self) -> STRtree:
+        """Return a tree over the building centroids."""
+        b = self.buildings
+        return STRtree(shapely.points(b["x"], b["y"]))

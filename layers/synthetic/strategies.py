@@ -16,7 +16,7 @@ import shapely
 
 from layers.synthetic.geography import METRIC_EPSG
 from layers.synthetic.plan import LayerPlan
-from layers.synthetic.utilities import manhole_covers, street_lamps
+from layers.synthetic.utilities import manhole_cover_kinds, street_lamps
 from layers.synthetic.world import World
 from schemas.catalog import Layer
 
@@ -118,14 +118,14 @@ def _residents_per_cell(world: World, town: Any, cells: list[Any]) -> np.ndarray
         tree = shapely.STRtree([c.geometry for c in grid])
         sums = np.zeros(len(grid), dtype=np.int64)
         for each in world.towns:
-            people = world.addresses_of(each).population
-            if people.empty:
-                continue
-            point_i, cell_i = tree.query(people.geometry.to_numpy(), predicate="intersects")
-            first = np.full(len(people), -1)
-            first[point_i[::-1]] = cell_i[::-1]
-            placed = first >= 0
-            np.add.at(sums, first[placed], people["residents"].to_numpy()[placed])
+            for people in world.spilled("population", each, ["residents", "geometry"]):
+                if people.empty:
+                    continue
+                point_i, cell_i = tree.query(people.geometry.to_numpy(), predicate="intersects")
+                first = np.full(len(people), -1)
+                first[point_i[::-1]] = cell_i[::-1]
+                placed = first >= 0
+                np.add.at(sums, first[placed], people["residents"].to_numpy()[placed])
         totals = {c.code: int(v) for c, v in zip(grid, sums, strict=True)}
         world.extras["cell_residents"] = totals
     return np.array([totals.get(c.code, 0) for c in cells], dtype=np.int64)
@@ -161,21 +161,21 @@ def roads(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFr
 def house_numbers(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFrame]:
     """Yield the standard address points, town by town."""
     for town in world.towns:
-        yield world.addresses_of(town).house_numbers
+        yield from world.spilled("house_numbers", town)
 
 
 @strategy("buildings")
 def buildings(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFrame]:
     """Yield the buildings, town by town."""
     for town in world.towns:
-        yield world.addresses_of(town).buildings
+        yield from world.spilled("buildings", town)
 
 
 @strategy("population")
 def population(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFrame]:
     """Yield the real-population records (one per inhabited building), town by town."""
     for town in world.towns:
-        yield world.addresses_of(town).population
+        yield from world.spilled("population", town)
 
 
 @strategy("street_lamps")
@@ -194,7 +194,7 @@ def lamps(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFr
 def covers(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoDataFrame]:
     """Yield manhole covers of every kind along roads, town by town."""
     for town in world.towns:
-        yield manhole_covers(
+        yield from manhole_cover_kinds(
             world.roads_of(town.code),
             scale=world.scale,
             serials=world.serials,

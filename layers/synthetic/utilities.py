@@ -8,6 +8,7 @@ city management form: 6-digit county + 2-digit major class + 2-digit minor class
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -126,33 +127,7 @@ def manhole_covers(
     roads: list[Road], *, scale: float, serials: Serials, rng: np.random.Generator
 ) -> gpd.GeoDataFrame:
     """Return the manhole covers of one town's roads, each kind on its own line under the road."""
-    frames = []
-    for kind, (minor, share, unit, offset) in COVER_KINDS.items():
-        spacing = np.full(len(roads), 1000.0 / (COVERS_PER_KM * share * math.sqrt(scale)))
-        spacing *= rng.uniform(0.8, 1.25, len(roads))
-        side = np.full(len(roads), offset)
-        points, road_i = _along(roads, spacing, side, rng)
-        n = points.size
-        frames.append(
-            _frame(
-                {
-                    "code": serials.take(f"440114{'01'}{minor}", n),
-                    "kind": np.full(n, kind),
-                    "material": rng.choice(
-                        ["ductile_iron", "composite", "concrete", "cast_iron"],
-                        n,
-                        p=[0.6, 0.2, 0.1, 0.1],
-                    ),
-                    "size_mm": rng.choice([600, 700, 800, 1000], n, p=[0.2, 0.5, 0.2, 0.1]),
-                    "anti_fall_net": rng.random(n) < 0.7,
-                    "owner_unit": np.full(n, unit),
-                    "state": rng.choice(STATES, n, p=STATE_SHARES),
-                    "maintenance_unit": np.full(n, unit),
-                    "inspected_on": dates_between(rng, n, date(2024, 1, 1), date(2025, 12, 31)),
-                },
-                points,
-            )
-        )
+    frames = list(manhole_cover_kinds(roads, scale=scale, serials=serials, rng=rng))
     return gpd.GeoDataFrame(
         {
             col: np.concatenate([f[col].to_numpy() for f in frames])
@@ -162,3 +137,33 @@ def manhole_covers(
         geometry=np.concatenate([f.geometry.to_numpy() for f in frames]),
         crs=f"EPSG:{METRIC_EPSG}",
     )
+
+
+def manhole_cover_kinds(
+    roads: list[Road], *, scale: float, serials: Serials, rng: np.random.Generator
+) -> Iterator[gpd.GeoDataFrame]:
+    """Yield the manhole covers of one town's roads one kind at a time (a chunk each)."""
+    for kind, (minor, share, unit, offset) in COVER_KINDS.items():
+        spacing = np.full(len(roads), 1000.0 / (COVERS_PER_KM * share * math.sqrt(scale)))
+        spacing *= rng.uniform(0.8, 1.25, len(roads))
+        side = np.full(len(roads), offset)
+        points, road_i = _along(roads, spacing, side, rng)
+        n = points.size
+        yield _frame(
+            {
+                "code": serials.take(f"440114{'01'}{minor}", n),
+                "kind": np.full(n, kind),
+                "material": rng.choice(
+                    ["ductile_iron", "composite", "concrete", "cast_iron"],
+                    n,
+                    p=[0.6, 0.2, 0.1, 0.1],
+                ),
+                "size_mm": rng.choice([600, 700, 800, 1000], n, p=[0.2, 0.5, 0.2, 0.1]),
+                "anti_fall_net": rng.random(n) < 0.7,
+                "owner_unit": np.full(n, unit),
+                "state": rng.choice(STATES, n, p=STATE_SHARES),
+                "maintenance_unit": np.full(n, unit),
+                "inspected_on": dates_between(rng, n, date(2024, 1, 1), date(2025, 12, 31)),
+            },
+            points,
+        )

@@ -13,8 +13,8 @@ import math
 import re
 import sqlite3
 import subprocess
-import time
 import zipfile
+from collections.abc import Iterator
 from contextlib import closing
 from functools import cache
 from pathlib import Path
@@ -703,10 +703,11 @@ def test_manifest_models_refuse_inconsistent_records() -> None:
     assert ManifestEntry.model_validate(entry | {"rows": 5, "defects": (good,)}).rows == 5
 
 
-# --- speed ------------------------------------------------------------------------------------
+# --- volume (timings belong in bench/generate.py, not in tests) -------------------------------
 
 
-def test_three_hundred_thousand_points_take_seconds(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_three_hundred_thousand_points_stream_through(tmp_path: Path) -> None:
     layer = CATALOG.layer(
         _codes(lambda s: s.format is SourceFormat.gpkg and s.crs is TrueCrs.gcj02)[0]
     )
@@ -715,9 +716,14 @@ def test_three_hundred_thousand_points_take_seconds(tmp_path: Path) -> None:
     frame = small.iloc[np.arange(n) % 1000].reset_index(drop=True)
     key = layer.natural_key[0]
     frame[key] = pd.Series(np.char.add("K", np.arange(n).astype(str)), dtype=object)
-    chunks = [frame.iloc[i : i + 30_000] for i in range(0, n, 30_000)]
-    started = time.perf_counter()
-    entry = deliver(layer, chunks, tmp_path, plan=PLAN, seed=1, record=False)
-    elapsed = time.perf_counter() - started
+    taken: list[int] = []
+
+    def chunks() -> Iterator[gpd.GeoDataFrame]:
+        for i in range(0, n, 30_000):
+            taken.append(i)
+            yield frame.iloc[i : i + 30_000]
+
+    entry = deliver(layer, chunks(), tmp_path, plan=PLAN, seed=1, record=False)
     assert entry.rows == n and len(entry.defects) > 300
-    assert elapsed < 8.0, f"{elapsed:.1f} s"
+    assert len(taken) == 10
+    assert pyogrio.read_info(dataset_path(tmp_path, entry))["features"] == n

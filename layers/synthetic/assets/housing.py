@@ -16,8 +16,16 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from layers.synthetic.assets._common import IntArray, ObjArray, allocate, finish, ranks, total_count
+from layers.synthetic.assets._common import (
+    IntArray,
+    ObjArray,
+    allocate,
+    finish,
+    ranks,
+    total_count,
+)
 from layers.synthetic.assets.buildings import address_columns
+from layers.synthetic.blocks import blocks
 from layers.synthetic.naming import zero_pad
 from layers.synthetic.plan import LayerPlan, default_plan
 from layers.synthetic.sites import TownSites, town_sites
@@ -55,14 +63,7 @@ def housing_units(
     town = world.towns[town_index]
     sites = town_sites(world, town)
     b = sites.buildings
-    weights = [
-        float(
-            (
-                town_sites(world, t).buildings["area"] * town_sites(world, t).buildings["floors"]
-            ).sum()
-        )
-        for t in world.towns
-    ]
+    weights = _floor_areas(world)
     count = int(allocate(target, weights)[town_index])
     rng = world.rng("housing_units", town.code)
     floor_area = b["area"] * b["floors"]
@@ -80,12 +81,13 @@ def housing_units(
     floors = b["floors"][row]
     floor = 1 + (serial - 1) * floors // np.maximum(units[row], 1)
     rank = pd.Series(row).groupby([row, floor]).cumcount().to_numpy() + 1
-    ground, upper = (
-        zip(*(UNIT_USE.get(u, ("other", "other")) for u in b["use"][row]), strict=True)
-        if row.size
-        else ((), ())
-    )
-    use = np.where(floor == 1, np.array(ground, dtype=object), np.array(upper, dtype=object))
+    # per building use, then per unit by index: no Python object per unit (millions at scale 10)
+    uses, of_building = np.unique(b["use"], return_inverse=True)
+    pairs = [UNIT_USE.get(str(u), ("other", "other")) for u in uses]
+    ground = np.array([g for g, _ in pairs] + ["other"], dtype=object)
+    upper = np.array([u for _, u in pairs] + ["other"], dtype=object)
+    unit_kind = of_building.reshape(-1)[row] if row.size else np.zeros(0, dtype=np.int64)
+    use = np.where(floor == 1, ground[unit_kind], upper[unit_kind])
     occupancy = np.empty(row.size, dtype=object)
     table = params.get("occupancy", {})
     for value in dict.fromkeys(use.tolist()):
@@ -109,6 +111,18 @@ def housing_units(
         "occupancy": occupancy,
         "area": np.round(np.minimum(share, typical), 1),
     }
+
+
+def _floor_areas(world: World) -> list[float]:
+    """Return the floor area of each town's buildings (computed once per run)."""
+    areas: list[float] | None = world.extras.get("floor_areas")
+    if areas is None:
+        areas = []
+        for town in world.towns:
+            b = town_sites(world, town).buildings
+            areas.append(float((b["area"] * b["floors"]).sum()))
+        world.extras["floor_areas"] = areas
+    return areas
 
 
 def _points(sites: TownSites, rows: IntArray) -> ObjArray:
@@ -139,18 +153,20 @@ def real_housing(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.Ge
         if units["row"].size == 0:
             continue
         sites = town_sites(world, town)
-        fixed: dict[str, Any] = _codes(sites, units["row"], units["serial"])
-        fixed |= {
-            "room_no": np.char.add(units["floor"].astype(str), zero_pad(units["rank"], 2)).astype(
-                object
-            ),
-            "floor": units["floor"],
-            "use": units["use"],
-            "occupancy": units["occupancy"],
-            "floor_area_m2": units["area"],
-        }
         rng = world.rng(layer.code, town.code)
-        yield finish(layer, plan, world, town, _points(sites, units["row"]), rng, fixed)
+        for part in blocks(np.ones(units["row"].size, dtype=np.int64)):
+            unit = {name: values[part] for name, values in units.items()}
+            fixed: dict[str, Any] = _codes(sites, unit["row"], unit["serial"])
+            fixed |= {
+                "room_no": np.char.add(unit["floor"].astype(str), zero_pad(unit["rank"], 2)).astype(
+                    object
+                ),
+                "floor": unit["floor"],
+                "use": unit["use"],
+                "occupancy": unit["occupancy"],
+                "floor_area_m2": unit["area"],
+            }
+            yield finish(layer, plan, world, town, _points(sites, unit["row"]), rng, fixed)
 
 
 @strategy("rented_units")
@@ -166,11 +182,12 @@ def rental_housing(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.
         if not rented.any():
             continue
         sites = town_sites(world, town)
-        rows = units["row"][rented]
-        codes = _codes(sites, rows, units["serial"][rented])
-        fixed = {"house_code": codes["code"], "address_code": codes["address_code"]}
+        rows, serial = units["row"][rented], units["serial"][rented]
         rng = world.rng(layer.code, town.code)
-        yield finish(layer, plan, world, town, _points(sites, rows), rng, fixed)
+        for part in blocks(np.ones(rows.size, dtype=np.int64)):
+            codes = _codes(sites, rows[part], serial[part])
+            fixed = {"house_code": codes["code"], "address_code": codes["address_code"]}
+            yield finish(layer, plan, world, town, _points(sites, rows[part]), rng, fixed)
 
 
 def households_of(world: World, sites: TownSites) -> tuple[IntArray, IntArray]:
@@ -188,25 +205,25 @@ def households(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.GeoD
     """Yield the households living in each building (members add up to its residents)."""
     for town in world.towns:
         sites = town_sites(world, town)
-        rows, count = households_of(world, sites)
-        if rows.size == 0:
-            continue
-        row = np.repeat(rows, count)
-        index = ranks(count)
-        residents = sites.buildings["residents"][row]
-        per = np.repeat(count, count)
-        members = residents // per + (index < residents % per)
-        codes = _codes(sites, row, index + 1)
-        fixed = {
-            "household_id": np.char.add(
-                np.char.add("H", codes["building_code"].astype(str)), zero_pad(index + 1, 3)
-            ).astype(object),
-            "address_code": codes["address_code"],
-            "members": members,
-            "kind": np.where(members >= 7, "collective", "family").astype(object),
-        }
+        all_rows, all_count = households_of(world, sites)
         rng = world.rng(layer.code, town.code)
-        yield finish(layer, plan, world, town, _points(sites, row), rng, fixed)
+        for part in blocks(all_count):
+            rows, count = all_rows[part], all_count[part]
+            row = np.repeat(rows, count)
+            index = ranks(count)
+            residents = sites.buildings["residents"][row]
+            per = np.repeat(count, count)
+            members = residents // per + (index < residents % per)
+            codes = _codes(sites, row, index + 1)
+            fixed = {
+                "household_id": np.char.add(
+                    np.char.add("H", codes["building_code"].astype(str)), zero_pad(index + 1, 3)
+                ).astype(object),
+                "address_code": codes["address_code"],
+                "members": members,
+                "kind": np.where(members >= 7, "collective", "family").astype(object),
+            }
+            yield finish(layer, plan, world, town, _points(sites, row), rng, fixed)
 
 
 @strategy("building_stats")
@@ -214,21 +231,21 @@ def building_stats(layer: Layer, plan: LayerPlan, world: World) -> Iterator[gpd.
     """Yield one statistics point per inhabited building: residents by kind and households."""
     for town in world.towns:
         sites = town_sites(world, town)
-        rows, count = households_of(world, sites)
-        if rows.size == 0:
-            continue
+        all_rows, all_count = households_of(world, sites)
         rng = world.rng(layer.code, town.code)
         b = sites.buildings
-        residents, migrants = b["residents"][rows], b["migrants"][rows]
-        overseas = np.minimum(rng.binomial(residents, 0.004), residents - migrants)
-        codes = _codes(sites, rows, np.ones(rows.size, dtype=np.int64))
-        fixed = {
-            "building_code": codes["building_code"],
-            "address": codes["address"],
-            "residents": residents,
-            "migrants": migrants,
-            "overseas": overseas,
-            "registered": residents - migrants - overseas,
-            "households": count,
-        }
-        yield finish(layer, plan, world, town, _points(sites, rows), rng, fixed)
+        for part in blocks(np.ones(all_rows.size, dtype=np.int64)):
+            rows, count = all_rows[part], all_count[part]
+            residents, migrants = b["residents"][rows], b["migrants"][rows]
+            overseas = np.minimum(rng.binomial(residents, 0.004), residents - migrants)
+            codes = _codes(sites, rows, np.ones(rows.size, dtype=np.int64))
+            fixed = {
+                "building_code": codes["building_code"],
+                "address": codes["address"],
+                "residents": residents,
+                "migrants": migrants,
+                "overseas": overseas,
+                "registered": residents - migrants - overseas,
+                "households": count,
+            }
+            yield finish(layer, plan, world, town, _points(sites, rows), rng, fixed)
