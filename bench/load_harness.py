@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -362,7 +363,12 @@ def post_cases(
     budget_s: float = 600.0,
 ) -> Answers:
     """Post every body with ``clients`` concurrent clients; re-send on no answer or 503."""
-    return asyncio.run(_post_all(base, bodies, clients, retry_cap_s, budget_s))
+    # In a thread of its own: the caller's thread may already run an event loop (a test
+    # session that drives Chromium through Playwright's sync API keeps one there).
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        return runner.submit(
+            asyncio.run, _post_all(base, bodies, clients, retry_cap_s, budget_s)
+        ).result()
 
 
 @dataclass(frozen=True)
