@@ -158,7 +158,10 @@ def dump_cmd(
 def restore_cmd(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="a `sibiao db dump` file"),
     force: bool = typer.Option(
-        False, "--force", help="replace the database even when it holds data"
+        False,
+        "--force",
+        help="replace the database even when it holds data (drops it: running API and worker"
+        " sessions are disconnected; stop them first)",
     ),
 ) -> None:
     """Restore FILE into the (empty) database and the data folder; check every count."""
