@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -146,8 +147,15 @@ def load(
     try:
         with _bar() as bar:
             files = bar.add_task("files", total=None, loaded=0, rejected=0, rate=0.0)
+            # Rows of the files done, and the latest progress of the file being loaded.
+            done = {"read": 0, "loaded": 0, "rejected": 0}
+            current = {"read": 0, "loaded": 0, "rejected": 0}
+            started = time.monotonic()
 
             def on_file(entry: object, index: int, total: int) -> None:
+                for key in done:
+                    done[key] += current[key]
+                    current[key] = 0
                 bar.update(
                     files,
                     completed=index - 1,
@@ -155,7 +163,18 @@ def load(
                     description=f"{getattr(entry, 'layer', '')}",
                 )
 
-            outcomes = load_district(engine, cfg, catalog, path, on_file=on_file)
+            def on_progress(p: LoadProgress) -> None:
+                current.update(read=p.read, loaded=p.loaded, rejected=p.rejected)
+                bar.update(
+                    files,
+                    loaded=done["loaded"] + p.loaded,
+                    rejected=done["rejected"] + p.rejected,
+                    rate=(done["read"] + p.read) / max(time.monotonic() - started, 1e-3),
+                )
+
+            outcomes = load_district(
+                engine, cfg, catalog, path, on_file=on_file, on_progress=on_progress
+            )
             bar.update(files, completed=len(outcomes))
     finally:
         engine.dispose()
