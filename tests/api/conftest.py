@@ -8,8 +8,6 @@ Grid cells get populations (the generator leaves them 0) so coverage totals mean
 
 from __future__ import annotations
 
-import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +15,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from live_server import serve
+from own_district import load_generated, own_database
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
 from api.app import create_app
-from ingest.district import load_district
-from layers.bootstrap import prepare_database
 from layers.registry import default_catalog
-from layers.synthetic.generate import generate
-from layers.synthetic.manifest import read_manifest, write_manifest
 from schemas.catalog import Catalog
-from schemas.database import drop_database, ensure_database, make_engine
 from schemas.settings import Settings
 
 LAYERS = (
@@ -69,28 +63,10 @@ class District:
 @pytest.fixture(scope="session")
 def district(base_settings: Settings, server_url: URL) -> Iterator[District]:
     """Generate, load and yield the test district; drop its database afterwards."""
-    root = base_settings.data_dir / "tmp" / f"api-{secrets.token_hex(4)}"
-    source = root / "source"
-    data_dir = root / "data"
-    data_dir.mkdir(parents=True)
-    root.chmod(0o755)
-    name = f"sibiao_test_api_{secrets.token_hex(4)}"
-    ensure_database(server_url, name)
-    url = server_url.set(database=name)
-    settings = base_settings.model_copy(
-        update={"database_url": url.render_as_string(hide_password=False), "data_dir": data_dir}
-    )
-    engine = make_engine(url)
-    try:
-        prepare_database(engine, settings)
-        catalog = default_catalog(settings.catalog_dir)
-        generate(source, scale=0.01, seed=1, catalog=catalog)
-        manifest = read_manifest(source / "manifest.json")
-        write_manifest(source, [e for e in manifest.entries if e.layer in LAYERS])
-        outcomes = load_district(engine, settings, catalog, source)
-        failed = [(o.layer, o.error) for o in outcomes if o.error]
-        assert not failed, failed
-        with engine.begin() as conn:
+    with own_database(base_settings, server_url, "api") as own:
+        catalog = default_catalog(own.settings.catalog_dir)
+        load_generated(own, catalog, LAYERS)
+        with own.engine.begin() as conn:
             conn.execute(text("UPDATE layers.grid_cell SET population = (fid * 37) % 1000"))
             counts = {
                 code: conn.execute(text(f'SELECT count(*) FROM layers."{code}"')).scalar()
@@ -99,11 +75,7 @@ def district(base_settings: Settings, server_url: URL) -> Iterator[District]:
             }
         assert counts["building"] > 2000 and counts["house_number"] > 2000, counts
         assert all(counts.values()), counts
-        yield District(settings=settings, engine=engine, catalog=catalog, folder=source)
-    finally:
-        engine.dispose()
-        drop_database(server_url, name)
-        shutil.rmtree(root, ignore_errors=True)
+        yield District(settings=own.settings, engine=own.engine, catalog=catalog, folder=own.source)
 
 
 @pytest.fixture(scope="session")

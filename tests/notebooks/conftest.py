@@ -10,8 +10,6 @@ time. The notebooks then read the platform over HTTP from a live server
 
 from __future__ import annotations
 
-import secrets
-import shutil
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +27,7 @@ from notebook_support import (
     Clock,
     NotebookDistrict,
 )
+from own_district import load_generated, own_database
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 
@@ -36,13 +35,9 @@ from api.app import create_app
 from cases.district_inputs import case_inputs
 from cases.routing import seed_rules
 from cases.synthetic import generate_cases
-from ingest.district import load_district
-from layers.bootstrap import prepare_database
 from layers.registry import default_catalog
-from layers.synthetic.generate import generate
-from layers.synthetic.manifest import read_manifest, write_manifest
+from layers.synthetic.manifest import write_manifest
 from schemas.catalog import Catalog
-from schemas.database import drop_database, ensure_database, make_engine
 from schemas.settings import Settings
 
 
@@ -76,39 +71,17 @@ def _post_cases(app_settings: Settings, catalog: Catalog, folder: Path) -> int:
 @pytest.fixture(scope="session")
 def notebook_district(base_settings: Settings, server_url: URL) -> Iterator[NotebookDistrict]:
     """Generate and load the district, post its cases; drop the database afterwards."""
-    root = base_settings.data_dir / "tmp" / f"notebooks-{secrets.token_hex(4)}"
-    source = root / "source"
-    data_dir = root / "data"
-    data_dir.mkdir(parents=True)
-    root.chmod(0o755)
-    name = f"sibiao_test_notebooks_{secrets.token_hex(4)}"
-    ensure_database(server_url, name)
-    url = server_url.set(database=name)
-    settings = base_settings.model_copy(
-        update={"database_url": url.render_as_string(hide_password=False), "data_dir": data_dir}
-    )
-    engine = make_engine(url)
-    try:
-        prepare_database(engine, settings)
-        with engine.begin() as conn:
+    with own_database(base_settings, server_url, "notebooks") as own:
+        with own.engine.begin() as conn:
             seed_rules(conn)
-        catalog = default_catalog(settings.catalog_dir)
-        generate(source, scale=0.01, seed=1, catalog=catalog)
-        manifest = read_manifest(source / "manifest.json")
-        write_manifest(source, [e for e in manifest.entries if e.layer in LAYERS])
-        outcomes = load_district(engine, settings, catalog, source)
-        failed = [(o.layer, o.error) for o in outcomes if o.error]
-        assert not failed, failed
-        write_manifest(source, manifest.entries)  # the upload notebook reads every entry
-        with engine.begin() as conn:
+        catalog = default_catalog(own.settings.catalog_dir)
+        manifest = load_generated(own, catalog, LAYERS)
+        write_manifest(own.source, manifest.entries)  # the upload notebook reads every entry
+        with own.engine.begin() as conn:
             conn.execute(text("UPDATE layers.grid_cell SET population = 200 + (fid * 37) % 1800"))
-        posted = _post_cases(settings, catalog, source)
+        posted = _post_cases(own.settings, catalog, own.source)
         assert posted > 300, posted
-        yield NotebookDistrict(settings, engine, catalog, source, posted)
-    finally:
-        engine.dispose()
-        drop_database(server_url, name)
-        shutil.rmtree(root, ignore_errors=True)
+        yield NotebookDistrict(own.settings, own.engine, catalog, own.source, posted)
 
 
 @pytest.fixture(scope="session")
