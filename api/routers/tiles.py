@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy import Connection
 
+from api.compression import accepts_gzip
 from api.deps import CatalogDep, ConnectionDep, SettingsDep
 from api.links import JSON, MVT, LiveDep, json_response, link, url
 from api.params import check_format, parse_int, parse_list
@@ -86,27 +87,11 @@ def _tile_answer(
     headers["ETag"] = tile.etag
     if tile.empty:
         return Response(status_code=204, headers=headers)
-    if _accepts_gzip(accept_encoding):
-        # Sent as cached; the app's GZip middleware passes it on (and adds Vary to others).
+    if accepts_gzip(accept_encoding or ""):
+        # Sent as cached (tiles are outside the app's gzip paths: api/compression.py).
         headers |= {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
         return Response(tile.gzipped, media_type=MVT, headers=headers)
     return Response(tile.data, media_type=MVT, headers=headers)
-
-
-def _accepts_gzip(accept_encoding: str | None) -> bool:
-    """Return whether the client takes gzip (``Accept-Encoding``; a q of 0 refuses it)."""
-    for part in (accept_encoding or "").split(","):
-        name, _, params = part.partition(";")
-        if name.strip().lower() not in ("gzip", "*"):
-            continue
-        q = params.strip().lower()
-        if not q.startswith("q="):
-            return True
-        try:
-            return float(q[2:]) > 0
-        except ValueError:
-            return False
-    return False
 
 
 TileMatrix = Annotated[str, Path(alias="tileMatrix")]
