@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from api.links import OPENAPI_30
+from api.params import ITEMS_PARAMS
 from api.readers import ReaderDep
 from layers.access import DEFAULT_READER, Reader, readable_layers
 from layers.collections import offered_crs
@@ -183,20 +184,6 @@ def ogc_parameters() -> dict[str, dict[str, Any]]:
     }
 
 
-ITEMS_PARAMS: Final = (
-    "limit",
-    "offset",
-    "bbox",
-    "bbox-crs",
-    "datetime",
-    "properties",
-    "sortby",
-    "filter",
-    "filter-lang",
-    "filter-crs",
-    "crs",
-    "f",
-)
 ITEMS_DESCRIPTION: Final = (
     "Features as GeoJSON. numberMatched is exact (the stored count of the current version, "
     "or a count(*) with the same conditions); limit above 10000 is clamped."

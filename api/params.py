@@ -17,6 +17,21 @@ from layers.features import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, Interval, Time
 from schemas.errors import InvalidInput
 from schemas.geodesy import CRS84, SourceCrs, is_geographic, parse_crs, transform_geometry
 
+#: The query parameters of /collections/{id}/items (OGC API Features Parts 1-3), in order.
+ITEMS_PARAMS: Final = (
+    "limit",
+    "offset",
+    "bbox",
+    "bbox-crs",
+    "datetime",
+    "properties",
+    "sortby",
+    "filter",
+    "filter-lang",
+    "filter-crs",
+    "crs",
+    "f",
+)
 JSON_FORMATS: Final = ("json", "geojson", "application/json", "application/geo+json")
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from api.deps import CatalogDep, ConnectionDep, SettingsDep
 from api.links import GEOJSON, JSON, SCHEMA_JSON, LiveDep, json_response, link, url
 from api.params import (
+    ITEMS_PARAMS,
     check_format,
     parse_bbox,
     parse_datetime,
@@ -55,22 +56,6 @@ CONFORMANCE: Final = [
     f"{_T}oas30",
     f"{_T}mvt",
 ]
-ITEMS_PARAMS: Final = frozenset(
-    {
-        "limit",
-        "offset",
-        "bbox",
-        "bbox-crs",
-        "datetime",
-        "properties",
-        "sortby",
-        "filter",
-        "filter-lang",
-        "filter-crs",
-        "crs",
-        "f",
-    }
-)
 Text = str | None
 Fmt = Annotated[Text, Query(description="output format: json (the only one)")]
 
@@ -247,7 +232,7 @@ def collection_items(
 ) -> Response:
     """Return a page of features as a GeoJSON FeatureCollection with paging links."""
     check_format(f)
-    unknown = sorted(set(request.query_params) - ITEMS_PARAMS)
+    unknown = sorted(set(request.query_params).difference(ITEMS_PARAMS))
     if unknown:
         raise InvalidInput(f"unknown query parameter {unknown[0][:40]!r}")
     query = ItemsQuery(
