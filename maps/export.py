@@ -128,6 +128,49 @@ def _collection(
     }
 
 
+def _labelled(
+    conn: Connection,
+    *,
+    catalog: Catalog,
+    live: LiveLayers,
+    code: str,
+    around: tuple[float, ...],
+    limit: int,
+    storage_epsg: int,
+) -> dict[str, Any]:
+    """Return a layer's features inside ``around`` with only its label field."""
+    label = catalog.layer(code).style.label_field
+    query = ItemsQuery(limit=limit, bbox=around, properties=(label,) if label else None)
+    return _collection(
+        conn, catalog=catalog, live=live, code=code, query=query, storage_epsg=storage_epsg
+    )
+
+
+def _base_map(
+    conn: Connection,
+    *,
+    catalog: Catalog,
+    live: LiveLayers,
+    around: tuple[float, ...],
+    limit: int,
+    storage_epsg: int,
+    exclude: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Return the platform's base-map layers inside ``around`` (labels only), by code."""
+    return {
+        lyr.code: _labelled(
+            conn,
+            catalog=catalog,
+            live=live,
+            code=lyr.code,
+            around=around,
+            limit=limit,
+            storage_epsg=storage_epsg,
+        )
+        for lyr in platform_layers(catalog, exclude=exclude)
+    }
+
+
 def _grown(box: tuple[float, float, float, float], fraction: float) -> tuple[float, ...]:
     west, south, east, north = box
     dx, dy = (east - west) * fraction + 0.002, (north - south) * fraction + 0.002
@@ -184,21 +227,15 @@ def layer_page(
             storage_epsg=epsg,
         )
         around = _grown(extent.bbox or settings.district_extent, 0.25)
-        base = {
-            lyr.code: _collection(
-                conn,
-                catalog=catalog,
-                live=live,
-                code=lyr.code,
-                query=ItemsQuery(
-                    limit=base_features,
-                    bbox=around,
-                    properties=(lyr.style.label_field,) if lyr.style.label_field else None,
-                ),
-                storage_epsg=epsg,
-            )
-            for lyr in platform_layers(catalog, exclude=code)
-        }
+        base = _base_map(
+            conn,
+            catalog=catalog,
+            live=live,
+            around=around,
+            limit=base_features,
+            storage_epsg=epsg,
+            exclude=code,
+        )
         if load_id is not None:
             load: dict[str, Any] | None = batch_status(engine, load_id)
             if load is not None and load["layer"] != code:
@@ -258,22 +295,21 @@ def dispatch_page(
     around = _grown(settings.district_extent, 0.05)
     with engine.connect() as conn:
         found = case_points(conn, filters, now=moment, limit=max_cases, srid=epsg)
-
-        def layer(code: str, label: str | None) -> dict[str, Any]:
-            query = ItemsQuery(
-                limit=base_features, bbox=around, properties=(label,) if label else None
-            )
-            return _collection(
-                conn, catalog=catalog, live=live, code=code, query=query, storage_epsg=epsg
-            )
-
-        base = {
-            lyr.code: layer(lyr.code, lyr.style.label_field) for lyr in platform_layers(catalog)
-        }
+        base = _base_map(
+            conn, catalog=catalog, live=live, around=around, limit=base_features, storage_epsg=epsg
+        )
         overlays = {}
         for code in operations.DISPATCH_OVERLAYS:
             if catalog.has_layer(code) and code not in base:
-                overlays[code] = layer(code, catalog.layer(code).style.label_field)
+                overlays[code] = _labelled(
+                    conn,
+                    catalog=catalog,
+                    live=live,
+                    code=code,
+                    around=around,
+                    limit=base_features,
+                    storage_epsg=epsg,
+                )
             elif code in base:
                 overlays[code] = base[code]
     points = {
@@ -363,21 +399,9 @@ def planner_page(
                 },
                 "features": result.cells,
             }
-        base = {
-            lyr.code: _collection(
-                conn,
-                catalog=catalog,
-                live=live,
-                code=lyr.code,
-                query=ItemsQuery(
-                    limit=base_features,
-                    bbox=around,
-                    properties=(lyr.style.label_field,) if lyr.style.label_field else None,
-                ),
-                storage_epsg=epsg,
-            )
-            for lyr in platform_layers(catalog)
-        }
+        base = _base_map(
+            conn, catalog=catalog, live=live, around=around, limit=base_features, storage_epsg=epsg
+        )
     nearby = {
         "point": {"lon": slon, "lat": slat, "crs": CRS84.uri},
         "k": config_k,
