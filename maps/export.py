@@ -299,7 +299,7 @@ def dispatch_page(
             conn, catalog=catalog, live=live, around=around, limit=base_features, storage_epsg=epsg
         )
         overlays = {}
-        for code in operations.DISPATCH_OVERLAYS:
+        for code in operations.role_codes(catalog, operations.DISPATCH_OVERLAYS):
             if catalog.has_layer(code) and code not in base:
                 overlays[code] = _labelled(
                     conn,

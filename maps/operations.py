@@ -31,12 +31,12 @@ from layers.raster_tiles import ramp_for
 from maps.assets import assets, check_offline
 from maps.basemap import TMS, basemap_config, layer_spec
 from maps.pages import PageScript, folium_map
-from schemas.catalog import Catalog, Layer
+from schemas.catalog import Catalog, Layer, LayerRole
 from schemas.errors import CatalogError, InvalidInput, NotFound
 from schemas.settings import Settings
 
-#: Overlays of the dispatcher's map, bottom first.
-DISPATCH_OVERLAYS: Final = ("town_boundary", "village_boundary", "grid_cell")
+#: Overlays of the dispatcher's map, bottom first (by catalog role, not code).
+DISPATCH_OVERLAYS: Final = (LayerRole.town, LayerRole.village, LayerRole.grid_cell)
 #: Colours of the five steps (1 reported … 5 closed) and of merged duplicates (0).
 STEP_COLOURS: Final = {
     1: "#1e88e5",
@@ -64,9 +64,20 @@ PLANNER_LAYERS: Final = (
     "pumping_station",
     "hospital",
 )
-PLANNER_RASTERS: Final = ("flood_risk", "dem")
+PLANNER_RASTERS: Final = (LayerRole.flood_risk, LayerRole.dem)
 RINGS_M: Final = (500, 1000, 2000)
 MAX_PLANNER_LAYERS: Final = 10
+
+
+def role_codes(catalog: Catalog, roles: tuple[LayerRole, ...]) -> list[str]:
+    """Return the codes of the layers playing ``roles``, in order (roles nobody plays left out)."""
+    codes = []
+    for role in roles:
+        try:
+            codes.append(catalog.by_role(role).code)
+        except KeyError:
+            continue
+    return codes
 
 
 def _overlay_spec(catalog: Catalog, code: str) -> dict[str, Any] | None:
@@ -106,7 +117,9 @@ def dispatch_config(
     ``embedded`` (an exported page, :func:`maps.export.dispatch_page`) holds ``points`` (the
     cases), ``overlays`` and ``base`` (FeatureCollections by layer code) and ``exportedAt``.
     """
-    overlays = [s for s in (_overlay_spec(catalog, c) for c in DISPATCH_OVERLAYS) if s]
+    overlays = [
+        s for s in (_overlay_spec(catalog, c) for c in role_codes(catalog, DISPATCH_OVERLAYS)) if s
+    ]
     statuses = [{"value": s.value, "step": STEP[s]} for s in Status]
     base = basemap_config(catalog, settings)
     if embedded is not None:
@@ -204,11 +217,8 @@ def planner_config(
     ``exportedAt``.
     """
     rasters = []
-    for code in PLANNER_RASTERS:
-        try:
-            layer = catalog.layer(code)
-        except KeyError:
-            continue
+    for code in role_codes(catalog, PLANNER_RASTERS):
+        layer = catalog.layer(code)
         if layer.is_raster:
             rasters.append(_raster_spec(layer))
     west, south, east, north = settings.district_extent
