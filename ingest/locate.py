@@ -4,9 +4,10 @@ Each accepted feature gets the basic grid cell its anchor lies in (the point its
 a point on its surface), else — outside every cell — the village; the division code is
 the cell's first 12 digits or the village code, the district code the division's first 6.
 A point on a shared edge goes to the cell (or village) with the smallest code. The lookup
-runs in the reader thread on each batch, so it overlaps the COPY instead of following it:
+runs on its own thread, batch by batch, so it overlaps the COPY instead of following it:
 points are sorted by x once per batch, and each polygon (prepared, with an index on its
-edges) tests only the points inside its bounding box.
+edges) tests only the points inside its bounding box. Big batches are first answered
+from a label raster of the polygons (``LabelRaster``): only points near an edge are tested.
 """
 
 from __future__ import annotations
@@ -22,14 +23,77 @@ from sqlalchemy import Connection, text
 from schemas.catalog import Catalog, LayerRole
 from schemas.tables import LAYER_SCHEMA
 
+RASTER_SIDE = 2048  # cells of the label raster along the longer side of the polygons' box
+RASTER_MIN_POINTS = 20_000  # build it once a batch this big is looked up
+
 
 @dataclass(frozen=True)
+class LabelRaster:
+    """Which polygon each pixel lies wholly inside, for answering most points by indexing.
+
+    A pixel no polygon edge touches (edges drawn with every touched pixel, then grown by a
+    pixel for safety) lies wholly inside the polygon its centre is in, or wholly outside
+    all of them: a point in it needs no geometry test. Pixels an edge touches are marked
+    ``EDGE`` and their points are tested exactly.
+    """
+
+    labels: np.ndarray  # int32: polygon index, -1 outside all, EDGE near an edge
+    minx: float
+    maxy: float
+    size: float
+
+    EDGE = -2
+
+    @classmethod
+    def build(cls, polygons: np.ndarray, bounds: np.ndarray) -> LabelRaster:
+        """Rasterise polygons (the smallest index wins where they overlap)."""
+        from affine import Affine
+        from rasterio import features
+
+        minx, miny = float(bounds[:, 0].min()), float(bounds[:, 1].min())
+        maxx, maxy = float(bounds[:, 2].max()), float(bounds[:, 3].max())
+        size = max(maxx - minx, maxy - miny, 1e-9) / RASTER_SIDE
+        shape = (int((maxy - miny) / size) + 2, int((maxx - minx) / size) + 2)
+        transform = Affine(size, 0.0, minx, 0.0, -size, maxy)
+        last_first = [(polygons[i], i) for i in range(len(polygons) - 1, -1, -1)]
+        labels = features.rasterize(
+            last_first, out_shape=shape, transform=transform, fill=-1, dtype="int32"
+        )
+        edges = features.rasterize(
+            ((shapely.boundary(p), 1) for p in polygons),
+            out_shape=shape,
+            transform=transform,
+            fill=0,
+            all_touched=True,
+            dtype="uint8",
+        ).astype(bool)
+        grown = edges.copy()
+        grown[1:] |= edges[:-1]
+        grown[:-1] |= edges[1:]
+        grown[:, 1:] |= edges[:, :-1]
+        grown[:, :-1] |= edges[:, 1:]
+        labels[grown] = cls.EDGE
+        return cls(labels=labels, minx=minx, maxy=maxy, size=size)
+
+    def label(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return each point's pixel label (``EDGE`` also for points off the raster)."""
+        col = np.floor((x - self.minx) / self.size)
+        row = np.floor((self.maxy - y) / self.size)
+        height, width = self.labels.shape
+        on = (col >= 0) & (col < width) & (row >= 0) & (row < height)
+        out = np.full(x.shape[0], self.EDGE, dtype=np.int64)
+        out[on] = self.labels[row[on].astype(np.intp), col[on].astype(np.intp)]
+        return out
+
+
+@dataclass
 class Areas:
     """Polygons of one layer sorted by code (so the lowest index is the smallest code)."""
 
     codes: pa.Array
     polygons: np.ndarray
     bounds: np.ndarray
+    raster: LabelRaster | None = None
 
     @classmethod
     def read(cls, conn: Connection, code: str) -> Areas:
@@ -49,7 +113,21 @@ class Areas:
         )
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Return, per point, the index of the first polygon holding it (-1 when none)."""
+        """Return, per point, the index of the first polygon holding it (-1 when none).
+
+        Big batches are answered from the label raster, except near edges.
+        """
+        if x.shape[0] < RASTER_MIN_POINTS or len(self.polygons) == 0:
+            return self.exact(x, y)
+        if self.raster is None:
+            self.raster = LabelRaster.build(self.polygons, self.bounds)
+        found = self.raster.label(x, y)
+        near = np.flatnonzero(found == LabelRaster.EDGE)
+        found[near] = self.exact(x[near], y[near])
+        return found
+
+    def exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Return, per point, the first polygon holding it, by geometry tests."""
         found = np.full(x.shape[0], -1, dtype=np.int64)
         if x.shape[0] == 0 or len(self.polygons) == 0:
             return found
@@ -96,14 +174,12 @@ class Locator:
             district=district,
         )
 
-    def codes(self, geoms: np.ndarray, *, points: bool) -> Codes:
-        """Return the codes of features (``points``: single points, their own anchor)."""
-        anchors = geoms if points else shapely.point_on_surface(geoms)
-        x, y = shapely.get_x(anchors), shapely.get_y(anchors)
+    def codes(self, x: np.ndarray, y: np.ndarray) -> Codes:
+        """Return the codes of features placed by their anchors' x/y."""
         cell = self.grid.lookup(x, y)
         grid = _pick(self.grid.codes, cell)
         outside = np.flatnonzero(cell < 0)
-        village_idx = np.full(len(geoms), -1, dtype=np.int64)
+        village_idx = np.full(x.shape[0], -1, dtype=np.int64)
         if outside.size:
             village_idx[outside] = self.village.lookup(x[outside], y[outside])
         village = _pick(self.village.codes, village_idx)

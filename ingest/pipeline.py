@@ -391,7 +391,7 @@ def _prepared(
                 return
             batch, checked = cast(tuple[SourceBatch, Checked], item)
             try:
-                codes = locator.codes(checked.geoms, points=checker.points)
+                codes = locator.codes(*checked.anchors())
                 encoded = _encoded(checked, layer, codes, target, batch_id)
             except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
                 put(out, exc)

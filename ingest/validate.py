@@ -19,9 +19,10 @@ from shapely.geometry.base import BaseGeometry
 
 from ingest.convert import arrow_convert, number, text_series
 from ingest.fields import FieldMapping
+from ingest.points import plain_xy, point_ewkb
 from ingest.sources import SourceBatch
 from schemas.catalog import Attribute, AttributeType, GeometryType, Layer
-from schemas.geodesy import SourceCrs, parse_crs, transform_geometry
+from schemas.geodesy import SourceCrs, parse_crs, transform_geometry, transform_xy
 
 _TYPE_IDS = {
     "Point": 0,
@@ -53,23 +54,16 @@ class Checked:
     ewkb: pa.Array
     rejected: Rejected
     repaired: list[int]
-    geoms: np.ndarray  # the accepted geometries (storage CRS), for placing them in cells
+    geoms: np.ndarray | None  # the accepted geometries (storage CRS); None for plain points
+    xy: tuple[np.ndarray, np.ndarray] | None = None  # accepted points' x/y (point layers)
 
-
-def point_ewkb(points: np.ndarray, srid: int) -> pa.Array:
-    """Return the EWKB of 2D points, built with numpy (no per-row shapely call)."""
-    n = points.shape[0]
-    cells = np.empty(
-        n, dtype=[("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")]
-    )
-    cells["order"] = 1  # little endian
-    cells["type"] = 0x20000001  # Point with an SRID
-    cells["srid"] = srid
-    cells["x"] = shapely.get_x(points)
-    cells["y"] = shapely.get_y(points)
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(25), n, [None, pa.py_buffer(cells.tobytes())]
-    ).cast(pa.binary())
+    def anchors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the x/y each accepted feature is placed by (a point on its surface)."""
+        if self.xy is not None:
+            return self.xy
+        assert self.geoms is not None
+        anchors = shapely.point_on_surface(self.geoms)
+        return shapely.get_x(anchors), shapely.get_y(anchors)
 
 
 class _Problems:
@@ -155,7 +149,9 @@ class Checker:
         n = batch.rows
         rows = np.arange(batch.first_row, batch.first_row + n)
         problems = _Problems(n)
-        geoms = self._geometry(batch, problems)
+        self._repaired: list[int] = []
+        xy = self._point_xy(batch, problems) if self.points else None
+        geoms = self._geometry(batch, problems) if xy is None else None
         columns: dict[str, pa.Array] = {}
         for attr in self.layer.attributes:
             source = self.mapping.source_of(attr.name)
@@ -164,29 +160,48 @@ class Checker:
         keep = ~problems.bad
         mask = pa.array(keep)
         accepted = {name: col.filter(mask) for name, col in columns.items()}
-        good = geoms[keep]
-        if self.points:
-            ewkb = point_ewkb(good, self.srid)
+        good: np.ndarray | None = None
+        kept: tuple[np.ndarray, np.ndarray] | None
+        if xy is not None:
+            kept = (xy[0][keep], xy[1][keep])
+            ewkb = point_ewkb(*kept, self.srid)
         else:
-            wkb = shapely.to_wkb(
-                shapely.set_srid(good, self.srid), include_srid=True, output_dimension=2
-            )
-            ewkb = pa.array(wkb, pa.binary())
+            assert geoms is not None
+            good = geoms[keep]
+            kept = (shapely.get_x(good), shapely.get_y(good)) if self.points else None
+            if kept is not None:
+                ewkb = point_ewkb(*kept, self.srid)
+            else:
+                wkb = shapely.to_wkb(
+                    shapely.set_srid(good, self.srid), include_srid=True, output_dimension=2
+                )
+                ewkb = pa.array(wkb, pa.binary())
         repaired = [int(rows[i]) for i in self._repaired if keep[i]]
         return Checked(
             rows=rows[keep],
             columns=accepted,
             ewkb=ewkb,
-            rejected=self._rejected(rows, problems, geoms),
+            rejected=self._rejected(rows, problems, geoms, xy),
             repaired=repaired,
             geoms=good,
+            xy=kept,
         )
 
-    def _rejected(self, rows: np.ndarray, problems: _Problems, geoms: np.ndarray) -> Rejected:
+    def _rejected(
+        self,
+        rows: np.ndarray,
+        problems: _Problems,
+        geoms: np.ndarray | None,
+        xy: tuple[np.ndarray, np.ndarray] | None,
+    ) -> Rejected:
         bad = np.flatnonzero(problems.bad)
         out = Rejected()
         if bad.size == 0:
             return out
+        if geoms is None:
+            assert xy is not None
+            geoms = np.full(len(rows), None, dtype=object)
+            geoms[bad] = shapely.points(xy[0][bad], xy[1][bad])
         shown = shapely.set_srid(geoms[bad], self.srid)
         wkb = shapely.to_wkb(shown, include_srid=True, output_dimension=2)
         out.rows = rows[bad].tolist()
@@ -259,13 +274,42 @@ class Checker:
         problems.add(unknown, attr.name, f"{attr.name} is not one of: {allowed}", raw)
         return mapped
 
+    def _point_xy(
+        self, batch: SourceBatch, problems: _Problems
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the checked x/y (storage CRS) of a batch of plain points, else None.
+
+        Plain: a WKB column of plain 2D points (``ingest.points``) or coordinate columns.
+        """
+        if batch.wkb is not None:
+            plain = plain_xy(batch.wkb)
+            if plain is None:
+                return None
+            x, y = plain
+        else:
+            x, bad_x = number(text_series(batch.lon, batch.rows), False)
+            y, bad_y = number(text_series(batch.lat, batch.rows), False)
+            problems.add(bad_x | bad_y, None, "coordinates are not numbers")
+            problems.add(np.isnan(x) | np.isnan(y), None, "coordinates are missing")
+            x, y = np.nan_to_num(x), np.nan_to_num(y)
+        ok = np.flatnonzero(~problems.bad)
+        if self.geographic and not self.crs.is_offset:
+            swapped = ~self.extent.contains(x[ok], y[ok]) & self.extent.contains(y[ok], x[ok])
+            mask = np.zeros(batch.rows, bool)
+            mask[ok[swapped]] = True
+            problems.add(mask, None, "latitude and longitude are swapped")
+            ok = np.flatnonzero(~problems.bad)
+        x, y = x.copy(), y.copy()
+        x[ok], y[ok] = transform_xy(x[ok], y[ok], self.crs, self.storage)
+        inside = self.extent.holds(x[ok], y[ok])
+        mask = np.zeros(batch.rows, bool)
+        mask[ok[~inside]] = True
+        problems.add(mask, None, "geometry lies outside the district")
+        return x, y
+
     def _geometry(self, batch: SourceBatch, problems: _Problems) -> np.ndarray:
         n = batch.rows
-        self._repaired: list[int] = []
-        plain = _plain_points(batch.wkb) if batch.wkb is not None else None
-        if plain is not None:
-            geoms = plain
-        elif batch.wkb is not None:
+        if batch.wkb is not None:
             raw = batch.wkb.to_numpy(zero_copy_only=False)
             geoms = shapely.from_wkb(raw, on_invalid="ignore")
             problems.add(pd.isna(raw), None, "geometry is missing")
@@ -399,26 +443,6 @@ class Checker:
                     f"would turn it into a {fixed.geom_type}",
                 )
         return out
-
-
-def _plain_points(wkb: pa.Array) -> np.ndarray | None:
-    """Return the points of a batch decoded with numpy when every value is a plain 2D point.
-
-    Plain means: present, 21 bytes, little endian, type 1 (Point), finite coordinates, as
-    GeoPackage and most point files hold them; anything else returns None (shapely reads it).
-    """
-    if len(wkb) == 0 or wkb.null_count or not pc.all(pc.equal(pc.binary_length(wkb), 21)).as_py():
-        return None
-    fixed = wkb.cast(pa.binary()).cast(pa.binary(21))
-    data = np.frombuffer(fixed.buffers()[1], dtype=np.uint8)
-    data = data[fixed.offset * 21 : (fixed.offset + len(fixed)) * 21]
-    cells = data.view(np.dtype([("order", "u1"), ("type", "<u4"), ("x", "<f8"), ("y", "<f8")]))
-    if not ((cells["order"] == 1).all() and (cells["type"] == 1).all()):
-        return None
-    x, y = cells["x"], cells["y"]
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        return None
-    return shapely.points(x, y)
 
 
 def geometry_family(kind: GeometryType) -> str:
