@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,7 @@ TRAILER = (-1).to_bytes(2, "big", signed=True)
 _NULL = (-1).to_bytes(4, "big", signed=True)
 _PG_EPOCH_DAYS = 10957  # 2000-01-01 - 1970-01-01
 _PG_EPOCH_US = _PG_EPOCH_DAYS * 86_400_000_000
+Part: TypeAlias = np.ndarray | pa.Array  # fixed-width cells as (n, width) bytes, or Arrow binary
 
 
 class PgType(StrEnum):
@@ -45,28 +47,52 @@ class Column:
     kind: PgType
 
 
-def _fixed(values: np.ndarray, width: int, nulls: np.ndarray | None) -> pa.Array:
+def _bytes(values: np.ndarray) -> np.ndarray:
+    """Return fixed-width values as an (n, width) array of their bytes."""
+    return np.ascontiguousarray(values).view(np.uint8).reshape(values.shape[0], -1)
+
+
+def _fixed(values: np.ndarray, width: int, nulls: np.ndarray | None) -> Part:
     """Return 'length + value' cells for fixed-width big-endian values."""
     n = values.shape[0]
     cells = np.empty(n, dtype=[("len", ">i4"), ("val", values.dtype)])
     cells["len"] = width
     cells["val"] = values
+    if nulls is None or not nulls.any():
+        return _bytes(cells)
     encoded = pa.FixedSizeBinaryArray.from_buffers(
         pa.binary(4 + width), n, [None, pa.py_buffer(cells.tobytes())]
     ).cast(pa.binary())
-    if nulls is not None and nulls.any():
-        encoded = pc.if_else(pa.array(nulls), pa.scalar(_NULL, pa.binary()), encoded)
-    return encoded
+    return pc.if_else(pa.array(nulls), pa.scalar(_NULL, pa.binary()), encoded)
 
 
-def _variable(values: pa.Array) -> list[pa.Array]:
-    """Return the 'length' cells and the bytes of text or binary values (joined later)."""
+def _all_null(n: int) -> np.ndarray:
+    """Return the cells of a column that is NULL in every row (just the -1 length)."""
+    return _bytes(np.full(n, -1, dtype=">i4"))
+
+
+def _variable(values: pa.Array) -> list[Part]:
+    """Return the 'length' cells and the bytes of text or binary values (joined later).
+
+    Values that all have the same length (codes, points' EWKB, one repeated label) are
+    fixed-width cells, and a column with no value at all is just its NULL markers.
+    """
+    n = len(values)
+    if values.null_count == n:
+        return [_all_null(n)]
     as_binary = values.cast(pa.binary()) if not pa.types.is_binary(values.type) else values
     lengths = pc.binary_length(as_binary).fill_null(-1).to_numpy(zero_copy_only=False)
-    prefix = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(4), len(values), [None, pa.py_buffer(lengths.astype(">i4").tobytes())]
-    ).cast(pa.binary())
-    return [prefix, as_binary.fill_null(b"") if values.null_count else as_binary]
+    if values.null_count == 0 and lengths.min() == lengths.max():
+        width = int(lengths[0])
+        offsets = np.frombuffer(as_binary.buffers()[1], dtype=np.int32)
+        start = int(offsets[as_binary.offset])
+        data = np.frombuffer(as_binary.buffers()[2], dtype=np.uint8)[start : start + n * width]
+        prefix = _bytes(np.full(n, width, dtype=">i4"))
+        return [prefix, data.reshape(n, width)] if width else [prefix]
+    return [
+        _bytes(lengths.astype(">i4")),
+        as_binary.fill_null(b"") if values.null_count else as_binary,
+    ]
 
 
 def _nulls(values: pa.Array) -> np.ndarray | None:
@@ -77,11 +103,42 @@ def _nulls(values: pa.Array) -> np.ndarray | None:
 
 def encode_column(column: Column) -> pa.Array:
     """Return the binary COPY cells of one column."""
-    parts = _parts(column)
+    parts = _joinable(_parts(column))
     return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, b"")
 
 
-def _parts(column: Column) -> list[pa.Array]:
+def _joinable(parts: list[Part]) -> list[pa.Array]:
+    """Return Arrow binary arrays for ``parts``, each run of fixed-width parts made one.
+
+    Fixed-width cells (numbers without nulls, length prefixes, equal-length values) are
+    laid side by side in one numpy block per run, so the element-wise join has few arrays
+    to walk (a batch of points with codes is often one block and a few text columns).
+    """
+    out: list[pa.Array] = []
+    run: list[np.ndarray] = []
+
+    def flush() -> None:
+        if run:
+            block = np.ascontiguousarray(np.hstack(run)) if len(run) > 1 else run[0]
+            n, width = block.shape
+            out.append(
+                pa.FixedSizeBinaryArray.from_buffers(
+                    pa.binary(width), n, [None, pa.py_buffer(block)]
+                ).cast(pa.binary())
+            )
+            run.clear()
+
+    for part in parts:
+        if isinstance(part, np.ndarray):
+            run.append(part)
+        else:
+            flush()
+            out.append(part)
+    flush()
+    return out
+
+
+def _parts(column: Column) -> list[Part]:
     """Return arrays whose element-wise concatenation is the column's binary COPY cells."""
     values, kind = column.values, column.kind
     nulls = _nulls(values)
@@ -90,7 +147,9 @@ def _parts(column: Column) -> list[pa.Array]:
     return [_fixed_column(values, kind, nulls)]
 
 
-def _fixed_column(values: pa.Array, kind: PgType, nulls: np.ndarray | None) -> pa.Array:
+def _fixed_column(values: pa.Array, kind: PgType, nulls: np.ndarray | None) -> Part:
+    if nulls is not None and nulls.all():
+        return _all_null(len(values))
     if kind is PgType.int8:
         raw = values.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
         return _fixed(raw.astype(">i8"), 8, nulls)
@@ -127,12 +186,9 @@ def encode_rows(columns: Sequence[Column]) -> memoryview:
     n = len(columns[0].values)
     if n == 0:
         return memoryview(b"")
-    count = np.full(n, len(columns), dtype=">i2")
-    header = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(2), n, [None, pa.py_buffer(count.tobytes())]
-    ).cast(pa.binary())
-    parts = [part for column in columns for part in _parts(column)]
-    rows = pc.binary_join_element_wise(header, *parts, b"")
+    header = _bytes(np.full(n, len(columns), dtype=">i2"))
+    parts = _joinable([header, *(part for column in columns for part in _parts(column))])
+    rows = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, b"")
     offsets = np.frombuffer(rows.buffers()[1], dtype=np.int32)[rows.offset : rows.offset + n + 1]
     data = rows.buffers()[2]
     start, stop = int(offsets[0]), int(offsets[-1])
