@@ -385,7 +385,7 @@ def layer_table(md: MetaData, layer: Layer, *, srid: int) -> Table:
         layer.table_name,
         md,
         *columns,
-        UniqueConstraint("district_code", *layer.natural_key, name=f"uq_{layer.code}_natural_key"),
+        UniqueConstraint(*layer.natural_key, "district_code", name=f"uq_{layer.code}_natural_key"),
         schema=LAYER_SCHEMA,
         comment=f"{layer.zh} / {layer.en}",
     )

@@ -55,7 +55,7 @@ def test_natural_key_is_a_unique_constraint(engine):
     for layer in CATALOG.vector_layers:
         uniques = inspector.get_unique_constraints(layer.code, schema=LAYER_SCHEMA)
         columns = [tuple(u["column_names"]) for u in uniques]
-        assert ("district_code", *layer.natural_key) in columns, layer.code
+        assert (*layer.natural_key, "district_code") in columns, layer.code
 
 
 @pytest.mark.parametrize("layer", CATALOG.vector_layers[:104:7], ids=lambda lyr: lyr.code)
