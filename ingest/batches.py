@@ -44,13 +44,13 @@ def start(
     engine: Engine,
     batch_id: int,
     *,
-    sha256: str,
+    sha256: str | None,
     source_crs: str,
     source_format: str,
     expected: int | None,
     options: dict[str, Any],
 ) -> None:
-    """Mark a batch running, with what is known of its file."""
+    """Mark a batch running, with what is known of its file (``sha256`` may come later)."""
     with engine.begin() as conn:
         conn.execute(
             update(load_batches)
@@ -104,12 +104,15 @@ def commit(
     loaded: int,
     rejected: int,
     repaired: list[int],
+    sha256: str | None = None,
 ) -> None:
     """Mark a batch committed (inside the load's transaction); keep the repaired rows."""
+    extra = {} if sha256 is None else {"sha256": sha256}
     conn.execute(
         update(load_batches)
         .where(load_batches.c.id == batch_id)
         .values(
+            **extra,
             state="committed",
             version=version,
             read_count=read,
@@ -129,7 +132,12 @@ def commit(
 
 
 def fail(
-    engine: Engine, batch_id: int, exc: BaseException, read: int, spool: RejectSpool | None = None
+    engine: Engine,
+    batch_id: int,
+    exc: BaseException,
+    read: int,
+    spool: RejectSpool | None = None,
+    sha256: str | None = None,
 ) -> None:
     """Mark a batch failed with a message fit for a user; keep its rejects for the report."""
     message = (
@@ -147,6 +155,7 @@ def fail(
                 update(load_batches)
                 .where(load_batches.c.id == batch_id)
                 .values(
+                    **({} if sha256 is None else {"sha256": sha256}),
                     state="failed",
                     message=message,
                     read_count=read,

@@ -12,12 +12,12 @@ Every row read ends up loaded or rejected with its row number, field and reason.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
@@ -25,11 +25,10 @@ from typing import Literal, cast
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyproj
-import shapely
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from ingest import batches
+from ingest.context import district_extent, file_sha256, resolve_crs
 from ingest.encode import SIGNATURE, TRAILER, Column, PgType, encode_rows
 from ingest.fields import map_fields
 from ingest.locate import Codes, Locator
@@ -37,10 +36,9 @@ from ingest.publish import publish
 from ingest.rejects import RejectSpool
 from ingest.sources import Source, SourceBatch, SourceFormat, open_source
 from ingest.target import Target, create_table, create_target, drop_table
-from ingest.validate import Checked, Checker, Extent
-from schemas.catalog import AttributeType, Catalog, Layer, LayerRole
+from ingest.validate import Checked, Checker
+from schemas.catalog import AttributeType, Catalog, Layer
 from schemas.errors import InvalidInput, NotFound
-from schemas.geodesy import SourceCrs, parse_crs
 from schemas.settings import Settings
 
 log = logging.getLogger("sibiao.ingest")
@@ -95,60 +93,6 @@ class LoadResult:
     format: str
     encoding: str | None
     ignored_fields: tuple[str, ...]
-
-
-def file_sha256(path: Path) -> str:
-    """Return the SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def resolve_crs(source: Source, override: str | None) -> SourceCrs:
-    """Return the CRS to read the file in: the override, else the file's own, else refuse."""
-    if override:
-        return parse_crs(override)
-    if source.crs is None:
-        raise InvalidInput(
-            f"{source.path.name}: the file declares no coordinate system; give it with "
-            "--source-crs (an EPSG code such as 4490, 4326 or 4547, or gcj02 / bd09)"
-        )
-    crs = pyproj.CRS.from_user_input(source.crs)
-    if len(crs.axis_info) > 2:
-        crs = crs.to_2d()
-    epsg = crs.to_epsg(min_confidence=60)
-    if epsg is not None:
-        return parse_crs(epsg)
-    authority = crs.to_authority(min_confidence=60)
-    if authority is not None:
-        return parse_crs(":".join(authority))
-    raise InvalidInput(
-        f"{source.path.name}: its coordinate system has no EPSG code ({source.crs[:80]}…); "
-        "give it with --source-crs"
-    )
-
-
-def district_extent(conn: Connection, catalog: Catalog, settings: Settings) -> Extent:
-    """Return where features may lie: the district outline grown by the margin, else a box."""
-    code = catalog.by_role(LayerRole.district).code
-    margin_m = settings.extent_margin_deg * 111_000
-    row = conn.execute(
-        text(
-            f"SELECT ST_AsBinary(ST_Buffer(ST_Union(geom)::geography, :m)::geometry) "
-            f'FROM layers."{code}"'
-        ),
-        {"m": margin_m},
-    ).first()
-    if row is None or row[0] is None:
-        minx, miny, maxx, maxy = settings.district_extent
-        margin = settings.extent_margin_deg
-        return Extent(minx - margin, miny - margin, maxx + margin, maxy + margin)
-    area = shapely.from_wkb(bytes(row[0]))
-    shapely.prepare(area)
-    minx, miny, maxx, maxy = area.bounds
-    return Extent(minx, miny, maxx, maxy, area=area)
 
 
 def _layer(catalog: Catalog, code: str) -> Layer:
@@ -217,11 +161,13 @@ def _load_source(
     spool = RejectSpool()
     progress = Progress(expected=source.rows)
     target: Target | None = None
+    hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sibiao-sha256")
+    digest = hashing.submit(file_sha256, request.path)  # beside the load, recorded at its end
     try:
         batches.start(
             engine,
             batch_id,
-            sha256=file_sha256(request.path),
+            sha256=None,
             source_crs=crs.canonical,
             source_format=source.format.value,
             expected=source.rows,
@@ -299,14 +245,17 @@ def _load_source(
                 loaded=progress.loaded,
                 rejected=progress.rejected,
                 repaired=repaired,
+                sha256=digest.result(),
             )
     except BaseException as exc:
         if target is not None:
             drop_table(engine, target)
-        batches.fail(engine, batch_id, exc, progress.read, spool)
+        sha256 = digest.result() if digest.done() and not digest.exception() else None
+        batches.fail(engine, batch_id, exc, progress.read, spool, sha256=sha256)
         raise
     finally:
         spool.close()
+        hashing.shutdown(wait=False, cancel_futures=True)
     if on_progress is not None:
         on_progress(progress)
     return LoadResult(

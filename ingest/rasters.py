@@ -54,7 +54,8 @@ from geoalchemy2.shape import from_shape
 from sqlalchemy import Connection, Engine, delete, func, insert, select, text, update
 
 from ingest import batches
-from ingest.pipeline import LoadRequest, file_sha256
+from ingest.context import file_sha256
+from ingest.pipeline import LoadRequest
 from ingest.raster_files import inspect, open_geotiff, statistics, write_cog
 from schemas.catalog import Catalog, Layer, RasterSpec
 from schemas.errors import Conflict, InvalidInput, NotFound, SibiaoError

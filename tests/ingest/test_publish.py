@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +72,8 @@ def test_replace_gives_row_numbers_as_feature_ids_and_keeps_the_indexes(
     ingest: Ingest, make: Maker, tmp_path: Path, side_build: bool
 ) -> None:
     """Each index of the live table is there after a replace, under its usual name."""
-    result = ingest.load(_file(make, tmp_path / "c.gpkg", 20, seed=203), LAYER)
+    path = _file(make, tmp_path / "c.gpkg", 20, seed=203)
+    result = ingest.load(path, LAYER)
     rows = ingest.rows(LAYER)
     assert sorted(r["fid"] for r in rows.values()) == list(range(1, 21))
     with ingest.engine.connect() as conn:
@@ -96,6 +98,9 @@ def test_replace_gives_row_numbers_as_feature_ids_and_keeps_the_indexes(
             text("SELECT feature_count FROM layer_versions WHERE layer_code = :c AND version = :v"),
             {"c": LAYER, "v": result.version},
         ).scalar_one()
+        digest = conn.execute(
+            text("SELECT sha256 FROM load_batches WHERE id = :b"), {"b": result.batch_id}
+        ).scalar_one()
         next_fid = conn.execute(
             text(
                 f"INSERT INTO layers.{LAYER} (code, state, maintenance_unit, geom, district_code)"
@@ -113,6 +118,7 @@ def test_replace_gives_row_numbers_as_feature_ids_and_keeps_the_indexes(
     assert "gist (geom)" in indexes[f"idx_{LAYER}_geom"]
     assert constraints == {f"pk_{LAYER}:p", f"uq_{LAYER}_natural_key:u"}
     assert versions == 20
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()  # hashed beside the load
     assert next_fid == 21  # the fid sequence continues after the loaded rows
 
 
