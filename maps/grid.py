@@ -26,7 +26,7 @@ from branca.element import Element
 from sqlalchemy import Connection
 
 from cases.models import STEP, Status
-from cases.rules import load_routing_rules
+from cases.rules import RoutingRules
 from layers.access import is_served
 from layers.divisions import default_divisions
 from layers.features import ItemsQuery, items
@@ -94,12 +94,13 @@ def find_cell(
     )
 
 
-def asset_layers(catalog: Catalog) -> list[dict[str, str]]:
-    """Return the served asset layers the routing rules name (code, zh, en), catalog order."""
-    try:
-        named = {code for item in load_routing_rules().items for code in item.asset_layers or ()}
-    except CatalogError:
-        named = set()
+def asset_layers(catalog: Catalog, rules: RoutingRules) -> list[dict[str, str]]:
+    """Return the served asset layers the routing rules name (code, zh, en), catalog order.
+
+    ``rules`` are the version in force (``cases.routing.current_rules``): an admin's change of
+    an item's asset layers shows on the next page.
+    """
+    named = {code for item in rules.items for code in item.asset_layers or ()}
     found = []
     for layer in catalog.layers:
         if layer.code in named and is_served(layer) and not layer.is_raster:
@@ -107,7 +108,9 @@ def asset_layers(catalog: Catalog) -> list[dict[str, str]]:
     return found
 
 
-def grid_config(catalog: Catalog, settings: Settings, cell: Cell) -> dict[str, Any]:
+def grid_config(
+    catalog: Catalog, settings: Settings, cell: Cell, rules: RoutingRules
+) -> dict[str, Any]:
     """Return the grid page's configuration: the cell, asset layers, step colours, API URLs."""
     return {
         "basemap": basemap_config(catalog, settings, exclude=GRID_LAYER),
@@ -117,7 +120,7 @@ def grid_config(catalog: Catalog, settings: Settings, cell: Cell) -> dict[str, A
             "village": {"code": cell.village_code, "name": cell.village_name},
             "town": {"code": cell.town_code, "name": cell.town_name},
         },
-        "assetLayers": asset_layers(catalog),
+        "assetLayers": asset_layers(catalog, rules),
         "assetsPerLayer": ASSETS_PER_LAYER,
         "steps": [
             {"step": k, "name": STEP_NAMES[k], "color": STEP_COLOURS[k]} for k in STEP_COLOURS
@@ -132,9 +135,9 @@ def grid_config(catalog: Catalog, settings: Settings, cell: Cell) -> dict[str, A
     }
 
 
-def grid_page(catalog: Catalog, settings: Settings, cell: Cell) -> str:
+def grid_page(catalog: Catalog, settings: Settings, cell: Cell, rules: RoutingRules) -> str:
     """Return the page of one grid cell (outline, divisions, assets by layer, cases)."""
-    config = grid_config(catalog, settings, cell)
+    config = grid_config(catalog, settings, cell, rules)
     figure, fmap = folium_map(
         settings,
         title=f"网格 Grid cell {cell.code}",

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from api.deps import CatalogDep, ConnectionDep, EngineDep, SettingsDep
+from cases.routing import current_rules
 from ingest.jobs import batch_status
 from maps.assets import CACHE_CONTROL, media_type, resolve
 from maps.grid import find_cell, grid_page, missing_cell_page
@@ -110,4 +111,4 @@ def grid(
         )
     except NotFound as exc:
         return HTMLResponse(missing_cell_page(grid_code, str(exc)), status_code=404)
-    return _html(grid_page(catalog, settings, cell))
+    return _html(grid_page(catalog, settings, cell, current_rules(conn)))
