@@ -280,7 +280,10 @@ def post_transition(
 @router.post(
     "/cases/{case_id}/merge",
     response_model=MergeOut,
-    responses={409: {"description": "either case is not in a state that allows it"}},
+    responses={
+        403: {"description": "the caller's role may not merge (api/policy.yaml case_actions)"},
+        409: {"description": "either case is not in a state that allows it"},
+    },
     summary="Fold a duplicate into another open case",
 )
 def post_merge(
@@ -296,7 +299,14 @@ def post_merge(
     check_values(body.model_dump(), ["body"])
     with engine.begin() as conn:
         merged, kept = workflow.merge(
-            conn, case_id, body.into, who=actor, now=now, note=body.note, scope=scope
+            conn,
+            case_id,
+            body.into,
+            who=actor,
+            now=now,
+            note=body.note,
+            scope=scope,
+            permit=case_action_permit(request),
         )
     out = MergeOut(merged=case_out(request, merged, now), into=case_out(request, kept, now))
     return JSONResponse(out.model_dump(mode="json"))
