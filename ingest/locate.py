@@ -12,7 +12,9 @@ from a label raster of the polygons (``LabelRaster``): only points near an edge 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +27,8 @@ from schemas.tables import LAYER_SCHEMA
 
 RASTER_SIDE = 2048  # cells of the label raster along the longer side of the polygons' box
 RASTER_MIN_POINTS = 20_000  # build it once a batch this big is looked up
+_KEPT: dict[str, tuple[tuple[str, str], Areas]] = {}  # layer code -> (content key, areas)
+_KEPT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -94,37 +98,56 @@ class Areas:
     polygons: np.ndarray
     bounds: np.ndarray
     raster: LabelRaster | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def read(cls, conn: Connection, code: str) -> Areas:
-        """Read a layer's codes and polygons (storage CRS)."""
+        """Read a layer's codes and polygons (storage CRS).
+
+        The polygons, prepared, and their label raster are kept per content (a digest of
+        what was read): the loads of a district parse, prepare and rasterise them once.
+        """
         rows = conn.execute(
             text(
                 f'SELECT code, ST_AsBinary(geom) FROM {LAYER_SCHEMA}."{code}" '
                 "WHERE geom IS NOT NULL AND code IS NOT NULL ORDER BY code"
             )
         ).all()
+        digest = hashlib.sha256()
+        for row in rows:
+            digest.update(str(row[0]).encode() + b"\0" + bytes(row[1]))
+        key = (code, digest.hexdigest())
+        with _KEPT_LOCK:
+            kept = _KEPT.get(code)
+            if kept is not None and kept[0] == key:
+                return kept[1]
         polygons = shapely.from_wkb([bytes(row[1]) for row in rows]) if rows else np.empty(0)
         shapely.prepare(polygons)
-        return cls(
+        areas = cls(
             codes=pa.array([str(row[0]) for row in rows], pa.string()),
             polygons=polygons,
             bounds=shapely.bounds(polygons).reshape(-1, 4),
         )
+        with _KEPT_LOCK:
+            _KEPT[code] = (key, areas)
+        return areas
 
     def lookup(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return, per point, the index of the first polygon holding it (-1 when none).
 
-        Big batches are answered from the label raster, except near edges.
+        Big batches are answered from the label raster, except near edges. One lookup at a
+        time: loads running side by side share these polygons, and GEOS prepares a
+        polygon's indexes at its first test.
         """
-        if x.shape[0] < RASTER_MIN_POINTS or len(self.polygons) == 0:
-            return self.exact(x, y)
-        if self.raster is None:
-            self.raster = LabelRaster.build(self.polygons, self.bounds)
-        found = self.raster.label(x, y)
-        near = np.flatnonzero(found == LabelRaster.EDGE)
-        found[near] = self.exact(x[near], y[near])
-        return found
+        with self.lock:
+            if x.shape[0] < RASTER_MIN_POINTS or len(self.polygons) == 0:
+                return self.exact(x, y)
+            if self.raster is None:
+                self.raster = LabelRaster.build(self.polygons, self.bounds)
+            found = self.raster.label(x, y)
+            near = np.flatnonzero(found == LabelRaster.EDGE)
+            found[near] = self.exact(x[near], y[near])
+            return found
 
     def exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return, per point, the first polygon holding it, by geometry tests."""
