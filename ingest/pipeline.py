@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +33,7 @@ from ingest.locate import Codes, Locator
 from ingest.publish import publish
 from ingest.rejects import RejectSpool
 from ingest.sources import Source, SourceBatch, SourceFormat, open_source
+from ingest.stages import ordered_map
 from ingest.target import Target, create_table, create_target, drop_table
 from ingest.validate import Checked, Checker
 from schemas.catalog import AttributeType, Catalog, Layer
@@ -44,6 +43,7 @@ from schemas.settings import Settings
 log = logging.getLogger("sibiao.ingest")
 Mode = Literal["replace", "append", "upsert"]
 MODES: tuple[str, ...] = ("replace", "append", "upsert")
+WORKERS = 2  # threads checking, placing and encoding batches (the reader is one more)
 _PG = {
     AttributeType.string: PgType.text,
     AttributeType.integer: PgType.int8,
@@ -282,7 +282,7 @@ def _encoded(
     cols = [Column(pa.array(checked.rows + target.offset, pa.int64()), PgType.int8)]
     cols += [Column(checked.columns[a.name], _PG[a.type]) for a in layer.attributes]
     cols += [
-        Column(checked.ewkb, PgType.bytea),
+        Column(checked.ewkb(), PgType.bytea),
         Column(codes.district, PgType.text),
         Column(codes.division, PgType.text),
         Column(codes.grid, PgType.text),
@@ -300,72 +300,14 @@ def _prepared(
     target: Target,
     batch_id: int,
 ) -> Iterator[tuple[SourceBatch, Checked, Codes, memoryview]]:
-    """Read and check on one worker thread, place and encode on another, two batches ahead.
+    """Read on one thread; check, place and encode each batch on two (``ingest.stages``)."""
 
-    Reading (GDAL), checking and placing (shapely, Arrow) and encoding mostly release the
-    GIL, so the two stages and the server parsing the COPY stream share the cores. The
-    bounded queues keep memory flat whatever the file size; batches stay in file order.
-    """
-    checked_q: queue.Queue[object] = queue.Queue(maxsize=2)
-    out: queue.Queue[object] = queue.Queue(maxsize=2)
-    done = object()
-    stop = threading.Event()
+    def prepare(batch: SourceBatch) -> tuple[SourceBatch, Checked, Codes, memoryview]:
+        checked = checker.check(batch)
+        codes = locator.codes(*checked.anchors())
+        return batch, checked, codes, _encoded(checked, layer, codes, target, batch_id)
 
-    def put(into: queue.Queue[object], item: object) -> bool:
-        while not stop.is_set():
-            try:
-                into.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for batch in source.batches():
-                if stop.is_set() or not put(checked_q, (batch, checker.check(batch))):
-                    return
-            put(checked_q, done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-            put(checked_q, exc)
-
-    def place() -> None:
-        while not stop.is_set():
-            try:
-                item = checked_q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if item is done or isinstance(item, BaseException):
-                put(out, item)
-                return
-            batch, checked = cast(tuple[SourceBatch, Checked], item)
-            try:
-                codes = locator.codes(*checked.anchors())
-                encoded = _encoded(checked, layer, codes, target, batch_id)
-            except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
-                put(out, exc)
-                return
-            if not put(out, (batch, checked, codes, encoded)):
-                return
-
-    threads = [
-        threading.Thread(target=read, name="sibiao-read", daemon=True),
-        threading.Thread(target=place, name="sibiao-place", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    try:
-        while True:
-            item = out.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
+    return ordered_map(source.batches(), prepare, workers=WORKERS, ahead=WORKERS + 2)
 
 
 @dataclass

@@ -26,7 +26,7 @@ from pyogrio.errors import DataLayerError, DataSourceError
 
 from schemas.errors import InvalidInput
 
-BATCH_ROWS = 100_000
+BATCH_ROWS = 50_000
 MAX_ZIP_EXPANSION = 100  # uncompressed / compressed
 MAX_ZIP_BYTES = 8 * 2**30
 LON_NAMES = ("lon", "lng", "long", "longitude", "x", "经度", "东经", "x坐标", "横坐标", "jd")

@@ -51,11 +51,21 @@ class Checked:
 
     rows: np.ndarray
     columns: dict[str, pa.Array]
-    ewkb: pa.Array
     rejected: Rejected
     repaired: list[int]
     geoms: np.ndarray | None  # the accepted geometries (storage CRS); None for plain points
+    srid: int
     xy: tuple[np.ndarray, np.ndarray] | None = None  # accepted points' x/y (point layers)
+
+    def ewkb(self) -> pa.Array:
+        """Return the accepted geometries as EWKB (made by the thread that encodes the rows)."""
+        if self.xy is not None:
+            return point_ewkb(*self.xy, self.srid)
+        assert self.geoms is not None
+        wkb = shapely.to_wkb(
+            shapely.set_srid(self.geoms, self.srid), include_srid=True, output_dimension=2
+        )
+        return pa.array(wkb, pa.binary())
 
     def anchors(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the x/y each accepted feature is placed by (a point on its surface)."""
@@ -74,6 +84,7 @@ class _Problems:
         self.field = np.full(n, None, dtype=object)
         self.reason = np.full(n, None, dtype=object)
         self.value = np.full(n, None, dtype=object)
+        self.repaired: list[int] = []  # rows whose geometry was repaired
 
     def add(
         self, mask: np.ndarray, fieldname: str | None, reasons: object, values: object = None
@@ -149,7 +160,6 @@ class Checker:
         n = batch.rows
         rows = np.arange(batch.first_row, batch.first_row + n)
         problems = _Problems(n)
-        self._repaired: list[int] = []
         xy = self._point_xy(batch, problems) if self.points else None
         geoms = self._geometry(batch, problems) if xy is None else None
         columns: dict[str, pa.Array] = {}
@@ -164,26 +174,18 @@ class Checker:
         kept: tuple[np.ndarray, np.ndarray] | None
         if xy is not None:
             kept = (xy[0][keep], xy[1][keep])
-            ewkb = point_ewkb(*kept, self.srid)
         else:
             assert geoms is not None
             good = geoms[keep]
             kept = (shapely.get_x(good), shapely.get_y(good)) if self.points else None
-            if kept is not None:
-                ewkb = point_ewkb(*kept, self.srid)
-            else:
-                wkb = shapely.to_wkb(
-                    shapely.set_srid(good, self.srid), include_srid=True, output_dimension=2
-                )
-                ewkb = pa.array(wkb, pa.binary())
-        repaired = [int(rows[i]) for i in self._repaired if keep[i]]
+        repaired = [int(rows[i]) for i in problems.repaired if keep[i]]
         return Checked(
             rows=rows[keep],
             columns=accepted,
-            ewkb=ewkb,
             rejected=self._rejected(rows, problems, geoms, xy),
             repaired=repaired,
             geoms=good,
+            srid=self.srid,
             xy=kept,
         )
 
@@ -437,7 +439,7 @@ class Checker:
                 }[fixed.geom_type]([fixed])
             if fits:
                 out[i] = fixed
-                self._repaired.append(int(i))
+                problems.repaired.append(int(i))
             else:
                 reason = shapely.is_valid_reason(out[i])
                 single = np.zeros(len(geoms), bool)
