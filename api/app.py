@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.collector import startup_frozen
 from api.compression import install_compression
 from api.dispatch import start_escalation, stop_escalation, utc_now
 from api.errors import install_error_handlers
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, *, catalog: Catalog | None = No
         app.state.jobs = LoadJobs(engine, settings, catalog, on_published=app.state.live.invalidate)
         app.state.escalation = start_escalation(app, engine, settings)
         try:
-            yield
+            with startup_frozen():  # full collections skip the start-up objects
+                yield
         finally:
             stop_escalation(app)
             app.state.jobs.shutdown()

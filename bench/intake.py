@@ -1,13 +1,13 @@
 """Intake benchmark: concurrent clients posting synthetic cases to a live API.
 
 Usage: ``.venv/bin/python -m bench.intake [--clients 50] [--cases 2000] [--seconds 60]
-[--scale 0.02] [--path intake|cases] [--workers 2] [--rate R] [--auth]``. Generates a small
-district into a throwaway database, starts the API with uvicorn on 127.0.0.1 (authentication
-off unless ``--auth``, ``--workers`` processes) and lets ``--clients`` concurrent keep-alive
-clients (one asyncio process, aiohttp) post the synthetic case stream until ``--cases`` are
-sent or ``--seconds`` pass: to ``POST /intake/{system}`` in each system's own payload, or with
-``--path cases`` to ``POST /cases`` as the platform's own ``CaseIn`` (the issue's figure). The
-first ``--warmup``
+[--scale 0.02] [--path intake|cases] [--workers 2] [--rate R] [--auth] [--trace FILE]``.
+Generates a small district into a throwaway database, starts the API with uvicorn on
+127.0.0.1 (authentication off unless ``--auth``, ``--workers`` processes) and lets
+``--clients`` concurrent keep-alive clients (one asyncio process, aiohttp) post the synthetic
+case stream until ``--cases`` are sent or ``--seconds`` pass: to ``POST /intake/{system}`` in
+each system's own payload, or with ``--path cases`` to ``POST /cases`` as the platform's own
+``CaseIn`` (the issue's figure). The first ``--warmup``
 cases are posted before the clock starts (counted in the rows, not in the figures). With
 ``--rate R`` the load is an open loop instead: a post is due every 1/R s (at most ``--clients``
 in flight) and latency counts from when it was due; without it the clients post back to back,
@@ -16,8 +16,11 @@ authentication on, each system posting with its own API key (as in production: t
 looked up and the request audited).
 
 Prints cases/s, p50/p95/p99 latency, the CPU seconds of the load generator, of the API workers
-and of the database backends serving them, and the load average; then counts the rows: every
-201 must be exactly one stored case with one ``receive`` event (none lost, none duplicated).
+and of the database backends serving them, and the load average; how late the load generator
+sent posts and its own collector pauses (with what existed before the run frozen out of the
+collector's sight, :mod:`bench.latency`), and the seconds of the run with the most slow
+answers (``--trace FILE`` keeps each post's times); then counts the rows: every 201 must be
+exactly one stored case with one ``receive`` event (none lost, none duplicated).
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ import numpy as np
 import psutil
 from sqlalchemy import Engine, text
 
+from bench.latency import (
+    CollectorPauses,
+    Trace,
+    lateness,
+    quiet_collector,
+    slow_seconds,
+    write_trace,
+)
 from cases.district_inputs import case_inputs
 from cases.normalise import from_source
 from cases.routing import packaged_rules, seed_rules
@@ -172,7 +183,7 @@ def _keys(engine: Engine, district_code: str) -> dict[str, str]:
 
 
 async def _post_all(
-    base: str, requests: list[Request], clients: int, seconds: float
+    base: str, requests: list[Request], clients: int, seconds: float, traces: list[Trace]
 ) -> tuple[list[float], Counter[int], float, int]:
     """Post with ``clients`` keep-alive workers; return latencies, statuses, wall, sent."""
     queue: asyncio.Queue[Request] = asyncio.Queue()
@@ -191,11 +202,12 @@ async def _post_all(
                     path, body, headers = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                t0 = time.perf_counter()
+                t0, sent = time.perf_counter(), time.time()
                 async with session.post(path, data=body, headers=headers) as response:
                     await response.read()
                     latencies.append(time.perf_counter() - t0)
                     statuses[response.status] += 1
+                traces.append((sent, sent, time.time(), response.status))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -204,12 +216,19 @@ async def _post_all(
 
 
 async def _post_at_rate(
-    base: str, requests: list[Request], clients: int, rate: float, seconds: float
+    base: str,
+    requests: list[Request],
+    clients: int,
+    rate: float,
+    seconds: float,
+    traces: list[Trace],
 ) -> tuple[list[float], Counter[int], float, int]:
     """Start one post every ``1/rate`` s (open loop), at most ``clients`` in flight.
 
     Latency counts from when the post was due, so time spent waiting for a free client is
-    included (no coordinated omission).
+    included (no coordinated omission). ``traces`` gets each post's due, sent and answered
+    times: a post sent well after it was due means the load generator (or all 50 clients
+    busy) held it, not the API.
     """
     latencies: list[float] = []
     statuses: Counter[int] = Counter()
@@ -219,12 +238,17 @@ async def _post_at_rate(
     async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as session:
 
         async def one(path: str, body: bytes, headers: dict[str, str], due: float) -> None:
-            async with slots, session.post(path, data=body, headers=headers) as response:
-                await response.read()
-                latencies.append(time.perf_counter() - due)
-                statuses[response.status] += 1
+            async with slots:
+                sent = time.perf_counter()
+                async with session.post(path, data=body, headers=headers) as response:
+                    await response.read()
+                    done = time.perf_counter()
+                    latencies.append(done - due)
+                    statuses[response.status] += 1
+            traces.append((due + epoch, sent + epoch, done + epoch, response.status))
 
         start = time.perf_counter()
+        epoch = time.time() - start
         tasks = []
         for k, (path, body, headers) in enumerate(requests):
             due = start + k / rate
@@ -280,15 +304,22 @@ def _run(
 ) -> bool:
     """Post the requests, print the figures and the row counts; return whether they agree."""
     warm = requests[: args.warmup]
-    _, warm_statuses, _, _ = asyncio.run(_post_all(api, warm, min(args.clients, 4), 600))
+    # All clients at once, so that every worker runs INTAKE_CONCURRENCY cases at a time and its
+    # pool holds all the connections the run will use before the clock starts. A backend's
+    # first case costs ~25 ms more (its start, PostGIS and the catalogs it reads): 7 new ones
+    # at once in a burst stalled a worker's cases for 0.3-1 s.
+    _, warm_statuses, _, _ = asyncio.run(_post_all(api, warm, args.clients, 600, []))
     server, backends = _server_pids(proc), _backend_pids(engine, name)
     cpu0 = (time.process_time(), _cpu(server), _cpu(backends))
     print(f"  load average before: {_load()}")
-    latencies, statuses, wall, sent = asyncio.run(
-        _post_all(api, requests[args.warmup :], args.clients, args.seconds)
-        if args.rate is None
-        else _post_at_rate(api, requests[args.warmup :], args.clients, args.rate, args.seconds)
-    )
+    traces: list[Trace] = []
+    rest = requests[args.warmup :]
+    with quiet_collector(), CollectorPauses() as pauses:
+        latencies, statuses, wall, sent = asyncio.run(
+            _post_all(api, rest, args.clients, args.seconds, traces)
+            if args.rate is None
+            else _post_at_rate(api, rest, args.clients, args.rate, args.seconds, traces)
+        )
     backends = sorted(set(backends) | set(_backend_pids(engine, name)))
     cpu1 = (time.process_time(), _cpu(server), _cpu(backends))
     client_s, server_s, db_s = (b - a for a, b in zip(cpu0, cpu1, strict=True))
@@ -314,6 +345,14 @@ def _run(
         f"  CPU per case: client {1000 * client_s / sent:.2f} ms, API {1000 * server_s / sent:.2f} "
         f"ms, database {1000 * db_s / sent:.2f} ms"
     )
+    print(
+        f"  load generator: posts sent after due {lateness(traces)}; "
+        f"its collector {pauses.summary()}"
+    )
+    print(f"  seconds with answers over 50 ms: {slow_seconds(traces)}")
+    if args.trace is not None:
+        write_trace(args.trace, traces)
+        print(f"  each post's due/sent/done times: {args.trace}")
     print(f"  answers (warm-up included) {dict(sorted(statuses.items()))}")
     print(
         f"  stored {rows:,} rows, {distinct:,} distinct, {events:,} receive events; "
@@ -338,6 +377,12 @@ def main() -> None:
         "--auth",
         action="store_true",
         help="authentication on: each system posts with its own API key (audited)",
+    )
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="write each post's due, sent and answered times (epoch seconds) to this CSV",
     )
     parser.add_argument(
         "--rate",
