@@ -103,10 +103,14 @@ def fetch_case(
     """Return a case (locking its row for the transaction when ``lock``); NotFound if absent.
 
     A case outside ``scope`` is NotFound too, with the same message: its existence is not told.
+    The lock is ``FOR NO KEY UPDATE``, as every lock taken to change a case (its id never
+    changes): it serialises the case's writers, but unlike ``FOR UPDATE`` it does not block
+    the ``FOR KEY SHARE`` lock of a foreign-key check, so intake may link a new duplicate to
+    the case (``duplicate_of``) meanwhile instead of waiting for the locking transaction.
     """
     stmt = case_select().where(cases.c.id == case_id, *scope_conditions(scope))
     if lock:
-        stmt = stmt.with_for_update(of=cases)
+        stmt = stmt.with_for_update(of=cases, key_share=True)
     row = conn.execute(stmt).first()
     if row is None:
         raise NotFound(f"no case {case_id}")

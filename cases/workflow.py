@@ -11,10 +11,10 @@ was wrongly given (dispatched/handling → reported, back to the command centre)
 or evaluation that finds the problem unsolved returns it to the handler (resolved/visited →
 handling). Any pair not in :data:`TRANSITIONS` raises ``Conflict`` (the API answers 409).
 
-Every function runs in the caller's transaction: it locks the case row (``SELECT … FOR UPDATE``),
-checks the transition against the status it finds, updates the row and writes one ``case_events``
-row (who, when, from, to, note) — so two concurrent transitions are serialised and the second is
-judged against the first's result.
+Every function runs in the caller's transaction: it locks the case row (``SELECT … FOR NO KEY
+UPDATE``: intake may still link a duplicate to it), checks the transition against the status it
+finds, updates the row and writes one ``case_events`` row (who, when, from, to, note) — so two
+concurrent transitions are serialised and the second is judged against the first's result.
 
 Who may take which action is not the workflow's to decide (the API's policy says it), but it
 may depend on the status, which only the locked row tells: the caller passes a :data:`Permit`,
@@ -300,7 +300,7 @@ def merge(
         case_select()
         .where(cases.c.id.in_([case_id, into]), *scope_conditions(scope))
         .order_by(cases.c.id)
-        .with_for_update(of=cases)
+        .with_for_update(of=cases, key_share=True)  # NO KEY: see fetch_case
     ).all()
     found = {c.id: c for c in map(case_from_row, rows)}
     for wanted in (case_id, into):
