@@ -106,14 +106,16 @@ MAX_OVERFLOW: Final = 10
 def make_engine(url: URL, *, pool_size: int = POOL_SIZE) -> Engine:
     """Return an engine for ``url`` (psycopg 3, pre-ping, a pool as large as the thread pool).
 
-    Connections are opened on demand: the pool only caps how many are kept.
+    Connections are opened on demand: the pool only caps how many are kept. They are not
+    recycled by age: connections opened in the same burst would all expire together and be
+    reopened together, and a new backend's first statements cost ~25 ms more (a stall of the
+    intake, docs/benchmarks.md); pre-ping replaces the ones that died.
     """
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=MAX_OVERFLOW,
         pool_pre_ping=True,
-        pool_recycle=1800,
     )
 
 
