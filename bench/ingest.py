@@ -222,7 +222,7 @@ def main() -> None:
         ratios = []
         for _ in range(args.rounds):
             ours = _timed(
-                "sibiao ingest (validation, COPY, codes, 4 indexes)", load(points, "street_lamp")
+                "sibiao ingest (validation, COPY, codes, 3 indexes)", load(points, "street_lamp")
             )
             if args.skip_peers:
                 continue

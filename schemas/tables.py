@@ -389,7 +389,6 @@ def layer_table(md: MetaData, layer: Layer, *, srid: int) -> Table:
         schema=LAYER_SCHEMA,
         comment=f"{layer.zh} / {layer.en}",
     )
-    Index(f"ix_{layer.code}_grid_code", table.c.grid_code)
     return table
 
 

@@ -113,7 +113,6 @@ def test_replace_gives_row_numbers_as_feature_ids_and_keeps_the_indexes(
         f"pk_{LAYER}",
         f"uq_{LAYER}_natural_key",
         f"idx_{LAYER}_geom",
-        f"ix_{LAYER}_grid_code",
     }
     assert "gist (geom)" in indexes[f"idx_{LAYER}_geom"]
     assert constraints == {f"pk_{LAYER}:p", f"uq_{LAYER}_natural_key:u"}
