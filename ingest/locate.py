@@ -149,6 +149,12 @@ class Areas:
             found[near] = self.exact(x[near], y[near])
             return found
 
+    def warm(self) -> None:
+        """Build the label raster now, so that the first big batch finds it made."""
+        with self.lock:
+            if self.raster is None and len(self.polygons):
+                self.raster = LabelRaster.build(self.polygons, self.bounds)
+
     def exact(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Return, per point, the first polygon holding it, by geometry tests."""
         found = np.full(x.shape[0], -1, dtype=np.int64)
@@ -189,10 +195,19 @@ class Locator:
     district: str
 
     @classmethod
-    def read(cls, conn: Connection, catalog: Catalog, district: str) -> Locator:
-        """Read the current grid cells and villages."""
+    def read(
+        cls, conn: Connection, catalog: Catalog, district: str, *, rows: int | None = None
+    ) -> Locator:
+        """Read the current grid cells and villages.
+
+        For a file of ``rows`` (None: unknown) that will use the cells' label raster, it is
+        built on a thread of its own while the load sets up and reads its first batch.
+        """
+        grid = Areas.read(conn, catalog.by_role(LayerRole.grid_cell).code)
+        if rows is None or rows >= RASTER_MIN_POINTS:
+            threading.Thread(target=grid.warm, name="sibiao-raster", daemon=True).start()
         return cls(
-            grid=Areas.read(conn, catalog.by_role(LayerRole.grid_cell).code),
+            grid=grid,
             village=Areas.read(conn, catalog.by_role(LayerRole.village).code),
             district=district,
         )

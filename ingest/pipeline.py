@@ -183,7 +183,7 @@ def _load_source(
             checker = Checker(
                 layer, mapping, crs, storage_epsg=settings.storage_epsg, extent=extent
             )
-            locator = Locator.read(conn, catalog, district)
+            locator = Locator.read(conn, catalog, district, rows=source.rows)
             target = create_target(conn, layer, batch_id, request.mode, rows=source.rows)
             t_stream = time.perf_counter()
             with engine.begin() if target.separate else contextlib.nullcontext(conn) as copy_conn:

@@ -77,3 +77,13 @@ def test_small_batches_use_the_geometry_tests_only():
     x, y = _points(areas, 100)
     assert np.array_equal(areas.lookup(x, y), _independent(areas, x, y))
     assert areas.raster is None
+
+
+def test_a_raster_built_ahead_answers_the_first_big_batch():
+    areas = _areas()
+    areas.warm()
+    built = areas.raster
+    assert built is not None
+    x, y = _points(areas, RASTER_MIN_POINTS)
+    assert np.array_equal(areas.lookup(x, y), _independent(areas, x, y))
+    assert areas.raster is built  # not built again
