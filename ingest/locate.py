@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import shapely
+from affine import Affine
+from rasterio import features
 from sqlalchemy import Connection, text
 
 from schemas.catalog import Catalog, LayerRole
@@ -51,9 +53,6 @@ class LabelRaster:
     @classmethod
     def build(cls, polygons: np.ndarray, bounds: np.ndarray) -> LabelRaster:
         """Rasterise polygons (the smallest index wins where they overlap)."""
-        from affine import Affine
-        from rasterio import features
-
         minx, miny = float(bounds[:, 0].min()), float(bounds[:, 1].min())
         maxx, maxy = float(bounds[:, 2].max()), float(bounds[:, 3].max())
         size = max(maxx - minx, maxy - miny, 1e-9) / RASTER_SIDE
