@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,19 +50,25 @@ def run_tick(
     now: datetime,
     to: str = SUPERVISION_OFFICE,
     batch: int = BATCH,
+    rest: Callable[[float], object] | None = None,
 ) -> Tick:
     """Escalate what is due at ``now`` in batches, then deliver the outbox; return the counts.
 
     Each batch marks the rows it takes, so the next one finds the rest; the tick stops at the
-    first batch that escalates nothing.
+    first batch that escalates nothing. With ``rest`` (a sleep), a full batch is followed by a
+    rest as long as it took: a backlog (~6 ms of CPU per escalation) then takes at most half
+    of a core from the intake running beside it in the API process.
     """
     escalated = 0
     while True:
+        started = time.monotonic()
         with engine.begin() as conn:
             found = escalate_due(conn, now=now, to=to, limit=batch)
         escalated += len(found)
         if not found:
             break
+        if rest is not None and len(found) >= batch:
+            rest(time.monotonic() - started)
     with engine.begin() as conn:
         delivery = deliver_outbox(conn, sender, now=now)
     return Tick(at=now, escalated=escalated, sent=delivery.sent, failed=delivery.failed)
@@ -99,7 +106,9 @@ class EscalationScheduler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.last = run_tick(self.engine, self.sender, now=self.clock())
+                self.last = run_tick(
+                    self.engine, self.sender, now=self.clock(), rest=self._stop.wait
+                )
                 if self.last.escalated or self.last.failed:
                     log.info("escalation tick: %s", self.last)
             except Exception:  # noqa: BLE001 - a database restart must not end the thread

@@ -100,3 +100,28 @@ def test_a_tick_escalates_a_backlog_in_several_short_transactions(db, catalog, c
     assert sorted(case_id for case_id, _ in rows) == sorted(mine)  # each once, none left
     assert tick.escalated >= len(mine)
     assert len({xmin for _, xmin in rows}) >= 3  # at most 2 per transaction
+
+
+def test_a_tick_rests_after_each_full_batch_as_long_as_it_took(db, catalog, calendar):
+    at = T0 + timedelta(days=20)
+    mine = [
+        submit(
+            db,
+            catalog,
+            calendar,
+            case_in("PU02", lon=113.2051 + 0.004 * k, lat=23.4151, reported_at=at),
+        )[0].id
+        for k in range(5)
+    ]
+    rests: list[float] = []
+    tick = run_tick(
+        db, ConsoleSender(io.StringIO()), now=at + timedelta(hours=3), batch=2, rest=rests.append
+    )
+    with db.connect() as conn:
+        done = conn.execute(
+            select(escalations.c.case_id).where(escalations.c.case_id.in_(mine))
+        ).scalars()
+        assert sorted(done) == sorted(mine)
+    assert tick.escalated >= len(mine)
+    assert 2 <= len(rests) <= tick.escalated // 2  # a rest after each full batch only
+    assert all(0 < seconds < 30 for seconds in rests)
