@@ -45,11 +45,11 @@ import numpy as np
 import psutil
 from sqlalchemy import Engine, text
 
+from api.collector import startup_frozen
 from bench.latency import (
     CollectorPauses,
     Trace,
     lateness,
-    quiet_collector,
     slow_seconds,
     write_trace,
 )
@@ -314,7 +314,7 @@ def _run(
     print(f"  load average before: {_load()}")
     traces: list[Trace] = []
     rest = requests[args.warmup :]
-    with quiet_collector(), CollectorPauses() as pauses:
+    with startup_frozen(), CollectorPauses() as pauses:
         latencies, statuses, wall, sent = asyncio.run(
             _post_all(api, rest, args.clients, args.seconds, traces)
             if args.rate is None

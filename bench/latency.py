@@ -3,9 +3,9 @@
 - :class:`CollectorPauses` records this process's garbage-collector pauses while a load runs:
   a collection holds the GIL, so in a one-process asyncio load generator it delays every post
   due meanwhile, and the server gets them all at once afterwards.
-- :func:`quiet_collector` moves what exists before the load (a generated district, the
-  prepared requests: hundreds of thousands of objects) out of the collector's sight, so the
-  collections during the run only walk what the run allocates.
+- what exists before the load (a generated district, the prepared requests: hundreds of
+  thousands of objects) is kept out of the collector's sight with the API's own
+  :func:`api.collector.startup_frozen`, so collections during the run only walk what it allocates.
 - :func:`write_trace` and :func:`slow_seconds` keep each post's due, sent and answered times
   (wall clock, to line up with server and database logs) and show when the slow ones came.
 """
@@ -15,8 +15,7 @@ from __future__ import annotations
 import csv
 import gc
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,6 @@ class CollectorPauses:
         longest = max(p for p, _ in self.pauses)
         full = sum(1 for _, g in self.pauses if g == 2)
         return f"{len(self.pauses)} collections, longest {1000 * longest:.1f} ms, {full} full"
-
-
-@contextmanager
-def quiet_collector() -> Iterator[None]:
-    """Collect once, then freeze what exists for the duration (unfrozen afterwards)."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def lateness(traces: Sequence[Trace]) -> str:

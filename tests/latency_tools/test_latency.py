@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import gc
 
-from bench.latency import CollectorPauses, lateness, quiet_collector, slow_seconds, write_trace
+from api.collector import startup_frozen
+from bench.latency import CollectorPauses, lateness, slow_seconds, write_trace
 
 TRACES = [
     (100.0, 100.001, 100.010, 201),  # second 0: 10 ms
@@ -25,7 +26,7 @@ def test_full_collections_are_recorded_while_entered_only():
 
 def test_what_exists_before_the_run_is_frozen_only_during_it():
     before = gc.get_freeze_count()
-    with quiet_collector():
+    with startup_frozen():
         assert gc.get_freeze_count() > before
     assert gc.get_freeze_count() == 0
 
