@@ -25,11 +25,8 @@ from schemas.settings import Settings
 
 def file_sha256(path: Path) -> str:
     """Return the SHA-256 of a file."""
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def resolve_crs(source: Source, override: str | None) -> SourceCrs:

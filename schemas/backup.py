@@ -147,11 +147,8 @@ def _raster_rows(conn: Connection) -> list[RasterFile]:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def dump(url: URL, data_dir: Path, target: Path, *, pg_bin: Path | None = None) -> Manifest:

@@ -198,11 +198,8 @@ class Manifest(_Strict):
 
 def sha256_file(path: Path) -> str:
     """Return the hex SHA-256 of a file, read in blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def manifest_text(manifest: Manifest) -> str:
