@@ -81,17 +81,22 @@ def test_a_duplicate_is_received_while_a_transition_holds_its_original(db, catal
     assert duplicate.duplicate_of == original.id
 
 
-def test_a_tick_escalates_a_backlog_in_several_short_transactions(db, catalog, calendar):
-    at = T0 + timedelta(days=10)
-    mine = [
+def _backlog(db, catalog, calendar, at: datetime, lat: float) -> list[int]:
+    """Five PU02 cases reported at ``at``, 400 m apart (not duplicates of each other)."""
+    return [
         submit(
             db,
             catalog,
             calendar,
-            case_in("PU02", lon=113.2051 + 0.004 * k, lat=23.4051, reported_at=at),  # 400 m apart
+            case_in("PU02", lon=113.2051 + 0.004 * k, lat=lat, reported_at=at),
         )[0].id
         for k in range(5)
     ]
+
+
+def test_a_tick_escalates_a_backlog_in_several_short_transactions(db, catalog, calendar):
+    at = T0 + timedelta(days=10)
+    mine = _backlog(db, catalog, calendar, at, lat=23.4051)
     tick = run_tick(db, ConsoleSender(io.StringIO()), now=at + timedelta(hours=3), batch=2)
     with db.connect() as conn:
         rows = conn.execute(
@@ -104,15 +109,7 @@ def test_a_tick_escalates_a_backlog_in_several_short_transactions(db, catalog, c
 
 def test_a_tick_rests_after_each_full_batch_as_long_as_it_took(db, catalog, calendar):
     at = T0 + timedelta(days=20)
-    mine = [
-        submit(
-            db,
-            catalog,
-            calendar,
-            case_in("PU02", lon=113.2051 + 0.004 * k, lat=23.4151, reported_at=at),
-        )[0].id
-        for k in range(5)
-    ]
+    mine = _backlog(db, catalog, calendar, at, lat=23.4151)
     rests: list[float] = []
     tick = run_tick(
         db, ConsoleSender(io.StringIO()), now=at + timedelta(hours=3), batch=2, rest=rests.append
