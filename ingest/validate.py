@@ -8,6 +8,7 @@ without changing their type are repaired and reported as such.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -294,20 +295,37 @@ class Checker:
             problems.add(bad_x | bad_y, None, "coordinates are not numbers")
             problems.add(np.isnan(x) | np.isnan(y), None, "coordinates are missing")
             x, y = np.nan_to_num(x), np.nan_to_num(y)
-        ok = np.flatnonzero(~problems.bad)
-        if self.geographic and not self.crs.is_offset:
-            swapped = ~self.extent.contains(x[ok], y[ok]) & self.extent.contains(y[ok], x[ok])
-            mask = np.zeros(batch.rows, bool)
-            mask[ok[swapped]] = True
-            problems.add(mask, None, "latitude and longitude are swapped")
-            ok = np.flatnonzero(~problems.bad)
+        ok = self._reject_swapped(lambda rows: (x[rows], y[rows]), problems)
         x, y = x.copy(), y.copy()
         x[ok], y[ok] = transform_xy(x[ok], y[ok], self.crs, self.storage)
-        inside = self.extent.holds(x[ok], y[ok])
-        mask = np.zeros(batch.rows, bool)
-        mask[ok[~inside]] = True
-        problems.add(mask, None, "geometry lies outside the district")
+        self._reject_outside(ok, x[ok], y[ok], problems)
         return x, y
+
+    def _reject_swapped(
+        self,
+        anchors: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+        problems: _Problems,
+    ) -> np.ndarray:
+        """Reject rows whose lon/lat look swapped (geographic input); return the rows left.
+
+        ``anchors`` gives the source x/y of the given rows.
+        """
+        ok = np.flatnonzero(~problems.bad)
+        if ok.size and self.geographic and not self.crs.is_offset:
+            x, y = anchors(ok)
+            swapped = ~self.extent.contains(x, y) & self.extent.contains(y, x)
+            problems.add(
+                _rows_mask(problems, ok[swapped]), None, "latitude and longitude are swapped"
+            )
+            ok = np.flatnonzero(~problems.bad)
+        return ok
+
+    def _reject_outside(
+        self, ok: np.ndarray, x: np.ndarray, y: np.ndarray, problems: _Problems
+    ) -> None:
+        """Reject rows ``ok`` whose anchors (storage x/y, one per row) lie outside the extent."""
+        inside = self.extent.holds(x, y)
+        problems.add(_rows_mask(problems, ok[~inside]), None, "geometry lies outside the district")
 
     def _geometry(self, batch: SourceBatch, problems: _Problems) -> np.ndarray:
         n = batch.rows
@@ -386,23 +404,13 @@ class Checker:
         return (box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2
 
     def _locate(self, geoms: np.ndarray, problems: _Problems) -> np.ndarray:
-        ok = np.flatnonzero(~problems.bad)
         out = geoms.copy()
-        if ok.size == 0:
+        if not (~problems.bad).any():
             return out
-        if self.geographic and not self.crs.is_offset:
-            x, y = self._anchor_xy(geoms[ok])
-            swapped = ~self.extent.contains(x, y) & self.extent.contains(y, x)
-            mask = np.zeros(len(geoms), bool)
-            mask[ok[swapped]] = True
-            problems.add(mask, None, "latitude and longitude are swapped")
-            ok = np.flatnonzero(~problems.bad)
+        ok = self._reject_swapped(lambda rows: self._anchor_xy(geoms[rows]), problems)
         moved = transform_geometry(geoms[ok], self.crs, self.storage)
         out[ok] = moved
-        inside = self.extent.holds(*self._anchor_xy(moved))
-        mask = np.zeros(len(geoms), bool)
-        mask[ok[~inside]] = True
-        problems.add(mask, None, "geometry lies outside the district")
+        self._reject_outside(ok, *self._anchor_xy(moved), problems)
         ok = np.flatnonzero(~problems.bad)
         valid = shapely.is_valid(out[ok])
         for i in ok[~valid]:
@@ -451,6 +459,13 @@ class Checker:
                     f"would turn it into a {fixed.geom_type}",
                 )
         return out
+
+
+def _rows_mask(problems: _Problems, rows: np.ndarray) -> np.ndarray:
+    """Return a mask over the batch, true at ``rows``."""
+    mask = np.zeros(problems.bad.shape[0], bool)
+    mask[rows] = True
+    return mask
 
 
 def geometry_family(kind: GeometryType) -> str:
