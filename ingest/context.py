@@ -16,6 +16,7 @@ import shapely
 from sqlalchemy import Connection, text
 
 from ingest.sources import Source
+from ingest.target import current_version
 from ingest.validate import Extent
 from schemas.catalog import Catalog, LayerRole
 from schemas.errors import InvalidInput
@@ -65,13 +66,11 @@ def district_extent(conn: Connection, catalog: Catalog, settings: Settings) -> E
     within 1.5° of its meridian), and kept per database and version of the district layer,
     so the loads of a whole district compute it once.
     """
-    code = catalog.by_role(LayerRole.district).code
+    district = catalog.by_role(LayerRole.district)
+    code = district.code
     margin_m = settings.extent_margin_deg * 111_000
-    version = conn.execute(
-        text("SELECT coalesce(max(current_version), 0) FROM catalog_layers WHERE code = :c"),
-        {"c": code},
-    ).scalar_one()
-    key = (conn.engine.url.render_as_string(hide_password=True), code, int(version), margin_m)
+    version = current_version(conn, district)
+    key = (conn.engine.url.render_as_string(hide_password=True), code, version, margin_m)
     if version and key in _EXTENTS:
         return _EXTENTS[key]
     row = conn.execute(
