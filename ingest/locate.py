@@ -29,7 +29,7 @@ from schemas.tables import LAYER_SCHEMA
 
 RASTER_SIDE = 2048  # cells of the label raster along the longer side of the polygons' box
 RASTER_MIN_POINTS = 20_000  # build it once a batch this big is looked up
-_KEPT: dict[str, tuple[tuple[str, str], Areas]] = {}  # layer code -> (content key, areas)
+_KEPT: dict[str, tuple[str, Areas]] = {}  # layer code -> (digest of its rows, areas)
 _KEPT_LOCK = threading.Lock()
 
 
@@ -115,7 +115,7 @@ class Areas:
         digest = hashlib.sha256()
         for row in rows:
             digest.update(str(row[0]).encode() + b"\0" + bytes(row[1]))
-        key = (code, digest.hexdigest())
+        key = digest.hexdigest()
         with _KEPT_LOCK:
             kept = _KEPT.get(code)
             if kept is not None and kept[0] == key:
